@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the tests and the quick start need.
+# Idempotent: packages already present are left alone, and apt is only updated when
+# something is missing.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libfuse3-dev fuse3
+  libsqlite3-dev sqlite3
+  libzstd-dev liblz4-dev libxxhash-dev
+  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libcurl4-openssl-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  attr psmisc procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The kernel FUSE device must exist for mounts.
+if [ ! -e /dev/fuse ]; then
+  echo "warning: /dev/fuse is missing; mounts will fail" >&2
+fi

@@ -1,0 +1,74 @@
+// cache: block cache tiers. A cached block is keyed by its object key; since blocks are
+// immutable, a cached copy is valid forever and needs no invalidation.
+//
+// MemoryCache is the first tier: an LRU bounded in bytes, with single-flight loading
+// (concurrent misses on one key run the loader once and share its result). Later tiers
+// (local disk, peer group) implement the same BlockCache interface and compose.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "common/status.h"
+
+namespace sluice::cache {
+
+using Block = std::shared_ptr<const std::string>;
+// Loads a block (already verified) from the next tier; called without cache locks held.
+using Loader = std::function<Result<std::string>()>;
+
+struct CacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;      // loader calls
+  uint64_t shared = 0;      // misses that waited for another caller's load
+  uint64_t evictions = 0;
+  uint64_t bytes = 0;       // currently cached
+  uint64_t blocks = 0;
+};
+
+class BlockCache {
+ public:
+  virtual ~BlockCache() = default;
+  // Thread-safe. Returns the cached block or loads it. A failed load is not cached and
+  // its error goes to every caller that shared it.
+  virtual Result<Block> get_or_load(const std::string& key, const Loader& loader) = 0;
+  // nullptr when absent. Does not load.
+  virtual Block peek(const std::string& key) = 0;
+  virtual void put(const std::string& key, std::string data) = 0;
+  virtual void erase(const std::string& key) = 0;
+  virtual CacheStats stats() const = 0;
+};
+
+class MemoryCache : public BlockCache {
+ public:
+  explicit MemoryCache(uint64_t capacity_bytes);
+  ~MemoryCache() override;
+
+  Result<Block> get_or_load(const std::string& key, const Loader& loader) override;
+  Block peek(const std::string& key) override;
+  void put(const std::string& key, std::string data) override;
+  void erase(const std::string& key) override;
+  CacheStats stats() const override;
+
+ private:
+  struct Item;
+  struct Flight;
+  void insert_locked(const std::string& key, Block b);
+  void evict_locked();
+
+  uint64_t capacity_;
+  mutable std::mutex mu_;  // guards everything below
+  std::list<std::string> lru_;  // front = most recent
+  std::unordered_map<std::string, std::unique_ptr<Item>> items_;
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
+  CacheStats stats_;
+};
+
+}  // namespace sluice::cache

@@ -1,0 +1,2 @@
+// Placeholder entry point; replaced by the real CLI.
+int main() { return 0; }

@@ -1,0 +1,39 @@
+// The transaction driver (retry with backoff) and engine URL dispatch.
+#include "kv/engine.h"
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "common/url.h"
+#include "kv/mem_engine.h"
+#include "kv/sqlite_engine.h"
+
+namespace sluice::kv {
+
+Status Engine::transact(const TxnFn& fn) { return drive(fn, false); }
+Status Engine::read(const TxnFn& fn) { return drive(fn, true); }
+
+Status Engine::drive(const TxnFn& fn, bool read_only) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  int64_t backoff = retry_.base_backoff_us;
+  Status st;
+  for (int i = 0; i < retry_.max_attempts; i++) {
+    st = attempt(fn, read_only);
+    if (!st.retryable()) return st;
+    std::uniform_int_distribution<int64_t> jitter(backoff / 2, backoff);
+    std::this_thread::sleep_for(std::chrono::microseconds(jitter(rng)));
+    backoff = std::min(backoff * 2, retry_.max_backoff_us);
+  }
+  return st;
+}
+
+Result<std::shared_ptr<Engine>> open_engine(const std::string& url) {
+  ASSIGN_OR_RETURN(Url u, parse_url(url));
+  if (u.scheme == "sqlite3") return open_sqlite_engine(u);
+  if (u.scheme == "mem") return open_mem_engine(u);
+  return Status(Code::kInvalid, "unsupported metadata URL scheme '" + u.scheme +
+                                    "://' in '" + url + "' (supported: sqlite3://, mem://)");
+}
+
+}  // namespace sluice::kv

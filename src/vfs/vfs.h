@@ -1,0 +1,163 @@
+// vfs: the file-system operations a kernel adapter calls, over the meta client, the
+// object store and the block cache. It owns open handles, write buffering (slices are
+// uploaded block by block, then committed to meta: data before metadata) and read
+// assembly with readahead. It knows nothing of FUSE: tests drive it directly.
+//
+// Consistency: one client sees its own writes at once (a read or getattr of an inode
+// with buffered writes accounts for them); other clients see them after close/fsync
+// (close-to-open).
+//
+// Thread safety: every method may be called concurrently from the adapter's threads.
+// Source layout: vfs.cc (namespace, handles), writer.cc (write buffers, flush),
+// reader.cc (read assembly, readahead), background.cc (heartbeat, cleanup, flusher).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/block_cache.h"
+#include "common/status.h"
+#include "common/thread_pool.h"
+#include "meta/meta.h"
+#include "object/store.h"
+
+namespace sluice::vfs {
+
+using meta::Attr;
+using meta::Context;
+using meta::DirEntry;
+using meta::Entry;
+using meta::Ino;
+
+struct VfsOptions {
+  uint64_t buffer_size = 300ull << 20;      // bound on buffered write bytes
+  uint64_t memory_cache_size = 512ull << 20;  // bound on the memory block cache
+  int upload_threads = 8;
+  int download_threads = 8;
+  int readahead_blocks = 8;                 // max blocks prefetched ahead of a stream
+  int64_t flush_interval_ns = 5'000'000'000;  // buffered writes older than this are flushed
+  int64_t heartbeat_interval_ns = 12'000'000'000;
+  int64_t session_timeout_ns = 300'000'000'000;  // others' sessions older than this are stale
+  bool read_only = false;
+  bool background_jobs = true;  // heartbeat, stale-session and deleted-data cleanup
+};
+
+struct VfsStats {
+  std::atomic<uint64_t> read_bytes{0}, write_bytes{0};
+  std::atomic<uint64_t> object_gets{0}, object_get_bytes{0}, object_puts{0}, object_put_bytes{0};
+  std::atomic<uint64_t> object_errors{0};
+};
+
+class FileWriter;  // writer.cc
+struct FileHandle;
+struct DirHandle;
+
+class Vfs {
+ public:
+  Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store, VfsOptions opts);
+  ~Vfs();  // calls stop() if needed
+
+  // Registers the session and starts background jobs.
+  Status start(meta::SessionInfo info);
+  // Flushes every buffered write, stops background jobs, closes the session.
+  Status stop();
+
+  meta::Meta& meta() { return *meta_; }
+  const VfsStats& stats() const { return stats_; }
+  cache::BlockCache& block_cache() { return *cache_; }
+
+  // ---- namespace: meta plus buffered-write awareness ----
+  Result<Entry> lookup(const Context& ctx, Ino parent, std::string_view name);
+  Result<Attr> getattr(const Context& ctx, Ino ino);
+  Result<Attr> setattr(const Context& ctx, Ino ino, const meta::SetAttr& req);
+  Result<Entry> mknod(const Context& ctx, Ino parent, std::string_view name, meta::FileType type,
+                      uint16_t mode, uint32_t rdev);
+  Result<Entry> mkdir(const Context& ctx, Ino parent, std::string_view name, uint16_t mode);
+  Result<Entry> symlink(const Context& ctx, Ino parent, std::string_view name,
+                        std::string_view target);
+  Result<std::string> readlink(const Context& ctx, Ino ino);
+  Status unlink(const Context& ctx, Ino parent, std::string_view name);
+  Status rmdir(const Context& ctx, Ino parent, std::string_view name);
+  Status rename(const Context& ctx, Ino parent, std::string_view name, Ino new_parent,
+                std::string_view new_name, uint32_t flags);
+  Result<Entry> link(const Context& ctx, Ino ino, Ino new_parent, std::string_view new_name);
+  Status access(const Context& ctx, Ino ino, int mask);
+  Result<meta::StatFs> statfs(const Context& ctx);
+
+  // ---- files ----
+  // create = mknod(regular) + open. flags are open(2) flags.
+  Result<std::pair<Entry, uint64_t>> create(const Context& ctx, Ino parent, std::string_view name,
+                                            uint16_t mode, int flags);
+  Result<uint64_t> open(const Context& ctx, Ino ino, int flags);  // returns a handle id
+  // Reads up to size bytes at off; short only at end of file.
+  Result<size_t> read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, char* buf,
+                      size_t size);
+  Result<size_t> write(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, const char* buf,
+                       size_t size);
+  Status flush(const Context& ctx, Ino ino, uint64_t fh);  // close(2) of one descriptor
+  Status fsync(const Context& ctx, Ino ino, uint64_t fh, bool datasync);
+  Status release(Ino ino, uint64_t fh);  // last close of the handle
+
+  // ---- directories: a snapshot at opendir gives stable offsets ----
+  Result<uint64_t> opendir(const Context& ctx, Ino ino);
+  // Entries from index `offset` of the snapshot (0 = ".", 1 = "..", then the entries).
+  // plus fills attrs. Returns an empty vector at the end.
+  Result<std::vector<DirEntry>> readdir(const Context& ctx, Ino ino, uint64_t fh,
+                                        uint64_t offset, size_t max_entries, bool plus);
+  Status releasedir(Ino ino, uint64_t fh);
+
+  // ---- xattrs and locks: forwarded to meta ----
+  Result<std::string> getxattr(const Context& ctx, Ino ino, std::string_view name);
+  Result<std::vector<std::string>> listxattr(const Context& ctx, Ino ino);
+  Status setxattr(const Context& ctx, Ino ino, std::string_view name, std::string_view value,
+                  int flags);
+  Status removexattr(const Context& ctx, Ino ino, std::string_view name);
+  Status flock(Ino ino, uint64_t owner, uint32_t type, bool block);
+  Result<meta::LockRange> getlk(Ino ino, uint64_t owner, const meta::LockRange& want);
+  Status setlk(Ino ino, uint64_t owner, const meta::LockRange& lock, bool block);
+
+  // Flushes all buffered writes of every inode (used by stop and tests).
+  Status flush_all();
+
+ private:
+  // writer.cc / reader.cc internals
+  std::shared_ptr<FileWriter> writer_for(Ino ino, bool create);
+  Status flush_inode(Ino ino);
+  uint64_t pending_size(Ino ino);  // end of buffered writes, 0 if none
+  Result<size_t> read_committed(Ino ino, FileHandle& h, uint64_t off, char* buf, size_t size,
+                                uint64_t file_size);
+  Result<cache::Block> load_block(uint64_t slice_id, uint32_t slice_size, uint32_t index);
+  void prefetch(FileHandle& h, Ino ino, uint64_t off, uint64_t file_size);
+  void background_loop();
+
+  std::shared_ptr<meta::Meta> meta_;
+  std::shared_ptr<object::Store> store_;
+  VfsOptions opts_;
+  std::unique_ptr<cache::BlockCache> cache_;
+  std::unique_ptr<ThreadPool> uploads_;
+  std::unique_ptr<ThreadPool> downloads_;
+  VfsStats stats_;
+
+  std::mutex handles_mu_;  // guards handles_, dirs_, next_fh_
+  std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> handles_;
+  std::unordered_map<uint64_t, std::shared_ptr<DirHandle>> dirs_;
+  uint64_t next_fh_ = 1;
+
+  std::mutex writers_mu_;  // guards writers_
+  std::unordered_map<Ino, std::shared_ptr<FileWriter>> writers_;
+
+  std::atomic<uint64_t> buffered_bytes_{0};
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool stopping_ = false;
+  bool started_ = false;
+  std::thread bg_;
+};
+
+}  // namespace sluice::vfs

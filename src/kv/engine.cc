@@ -28,9 +28,9 @@ Status Engine::drive(const TxnFn& fn, bool read_only) {
   return st;
 }
 
-Result<std::shared_ptr<Engine>> open_engine(const std::string& url) {
+Result<std::shared_ptr<Engine>> open_engine(const std::string& url, bool create) {
   ASSIGN_OR_RETURN(Url u, parse_url(url));
-  if (u.scheme == "sqlite3") return open_sqlite_engine(u);
+  if (u.scheme == "sqlite3") return open_sqlite_engine(u, create);
   if (u.scheme == "mem") return open_mem_engine(u);
   return Status(Code::kInvalid, "unsupported metadata URL scheme '" + u.scheme +
                                     "://' in '" + url + "' (supported: sqlite3://, mem://)");

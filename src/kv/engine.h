@@ -81,7 +81,8 @@ class Engine {
 };
 
 // Opens an engine by URL. Unknown schemes fail with a one-line kInvalid message that
-// lists the supported ones.
-Result<std::shared_ptr<Engine>> open_engine(const std::string& url);
+// lists the supported ones. With create=false a missing database (e.g. no SQLite file)
+// is kNotFound with a one-line message naming it; `format` passes create=true.
+Result<std::shared_ptr<Engine>> open_engine(const std::string& url, bool create = false);
 
 }  // namespace sluice::kv

@@ -9,6 +9,8 @@
 
 namespace sluice::kv {
 
-Result<std::shared_ptr<Engine>> open_sqlite_engine(const Url& url);
+// URL: sqlite3://PATH[?sync=full|normal&busy_timeout_ms=N]. PATH is relative to the
+// working directory unless it starts with '/', so sqlite3:///var/lib/x.db is absolute.
+Result<std::shared_ptr<Engine>> open_sqlite_engine(const Url& url, bool create);
 
 }  // namespace sluice::kv

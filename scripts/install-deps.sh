@@ -12,7 +12,7 @@ PKGS=(
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  attr psmisc procps
+  attr psmisc procps bc
 )
 
 missing=()

@@ -1,10 +1,12 @@
 // mem://NAME — an in-memory engine with optimistic, serializable transactions and
 // fault injection, for tests. Engines opened with the same NAME in one process share
-// their data (so two "clients" can be tested in one process); an empty NAME is private.
+// their data (so two "clients" can be tested in one process) for as long as any of them
+// is open; an empty NAME is private.
 //
 // Query options: mem://name?conflict_rate=0.1&fail_rate=0.01&seed=1
 //   conflict_rate  fraction of commits that fail with kConflict (the driver retries)
 //   fail_rate      fraction of commits that fail with kIO after nothing was written
+// Faults apply to the commits of transact(), not to read().
 #pragma once
 
 #include <memory>

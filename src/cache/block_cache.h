@@ -6,13 +6,13 @@
 // (local disk, peer group) implement the same BlockCache interface and compose.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -39,13 +39,15 @@ class BlockCache {
   // Thread-safe. Returns the cached block or loads it. A failed load is not cached and
   // its error goes to every caller that shared it.
   virtual Result<Block> get_or_load(const std::string& key, const Loader& loader) = 0;
-  // nullptr when absent. Does not load.
+  // nullptr when absent. Does not load, count in stats or refresh recency.
   virtual Block peek(const std::string& key) = 0;
+  // Caches data under key, replacing any cached copy.
   virtual void put(const std::string& key, std::string data) = 0;
   virtual void erase(const std::string& key) = 0;
   virtual CacheStats stats() const = 0;
 };
 
+// A block larger than the capacity is returned to the caller but not kept.
 class MemoryCache : public BlockCache {
  public:
   explicit MemoryCache(uint64_t capacity_bytes);
@@ -58,15 +60,24 @@ class MemoryCache : public BlockCache {
   CacheStats stats() const override;
 
  private:
-  struct Item;
-  struct Flight;
+  struct Item {
+    Block block;
+    std::list<std::string>::iterator lru_pos;
+  };
+  // One load in progress; waiters sleep on cv until result is set.
+  struct Flight {
+    std::condition_variable cv;
+    std::optional<Result<Block>> result;
+  };
+  // Replaces any cached copy of key, then evicts down to capacity.
   void insert_locked(const std::string& key, Block b);
-  void evict_locked();
+  void remove_locked(std::unordered_map<std::string, Item>::iterator it);
+  Result<Block> load(const std::string& key, const Loader& loader);
 
-  uint64_t capacity_;
-  mutable std::mutex mu_;  // guards everything below
-  std::list<std::string> lru_;  // front = most recent
-  std::unordered_map<std::string, std::unique_ptr<Item>> items_;
+  const uint64_t capacity_;
+  mutable std::mutex mu_;       // guards everything below, and every Flight's fields
+  std::list<std::string> lru_;  // front = most recently used
+  std::unordered_map<std::string, Item> items_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
   CacheStats stats_;
 };

@@ -12,7 +12,7 @@ std::string block_key(const std::string& volume, uint64_t slice_id, uint32_t ind
                       uint32_t len);
 // Number of blocks and length of block `index` of a slice.
 inline uint32_t block_count(uint32_t slice_size, uint32_t block_size) {
-  return (slice_size + block_size - 1) / block_size;
+  return static_cast<uint32_t>((uint64_t(slice_size) + block_size - 1) / block_size);
 }
 inline uint32_t block_len(uint32_t slice_size, uint32_t block_size, uint32_t index) {
   uint64_t start = uint64_t(index) * block_size;

@@ -1,11 +1,32 @@
-// Store URL dispatch.
+// Store URL dispatch and the key rules shared by every backend.
 #include "object/store.h"
+
+#include <string_view>
 
 #include "common/url.h"
 #include "object/file_store.h"
 #include "object/mem_store.h"
 
 namespace sluice::object {
+
+Status check_key(const std::string& key) {
+  auto bad = [&](const char* why) {
+    return Status(Code::kInvalid, "invalid object key '" + key + "': " + why);
+  };
+  if (key.empty()) return bad("empty");
+  if (key.find('\0') != std::string::npos) return bad("contains a NUL byte");
+  if (key.front() == '/') return bad("leading '/'");
+  size_t start = 0;
+  while (true) {
+    size_t slash = key.find('/', start);
+    std::string_view part(key.data() + start,
+                          (slash == std::string::npos ? key.size() : slash) - start);
+    if (part.empty()) return bad("empty path component");
+    if (part == "." || part == "..") return bad("'.' or '..' component");
+    if (slash == std::string::npos) return Status::OK();
+    start = slash + 1;
+  }
+}
 
 Result<std::shared_ptr<Store>> open_store(const std::string& url) {
   ASSIGN_OR_RETURN(Url u, parse_url(url));

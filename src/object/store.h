@@ -43,6 +43,10 @@ class Store {
   virtual std::string describe() const = 0;
 };
 
+// Validates an object key: kInvalid unless it is non-empty, has no leading '/', no empty,
+// "." or ".." component and no NUL byte. Every backend checks keys with it.
+Status check_key(const std::string& key);
+
 // Opens a store by URL (file://DIR, mem://NAME). Unknown schemes fail with a one-line
 // kInvalid message listing the supported ones.
 Result<std::shared_ptr<Store>> open_store(const std::string& url);

@@ -22,6 +22,7 @@ int to_errno(Code code) {
     case Code::kQuota: return EDQUOT;
     case Code::kNoAttr: return ENODATA;
     case Code::kRange: return ERANGE;
+    case Code::kTooBig: return E2BIG;
     case Code::kTooManyLinks: return EMLINK;
     case Code::kCrossDevice: return EXDEV;
     case Code::kBusy: return EBUSY;
@@ -60,6 +61,7 @@ Status Status::FromErrno(int err, std::string msg) {
     case EDQUOT: c = Code::kQuota; break;
     case ENODATA: c = Code::kNoAttr; break;
     case ERANGE: c = Code::kRange; break;
+    case E2BIG: c = Code::kTooBig; break;
     case EMLINK: c = Code::kTooManyLinks; break;
     case EXDEV: c = Code::kCrossDevice; break;
     case EBUSY: c = Code::kBusy; break;
@@ -93,6 +95,7 @@ const char* code_name(Code code) {
     case Code::kQuota: return "quota exceeded";
     case Code::kNoAttr: return "no such attribute";
     case Code::kRange: return "result too large";
+    case Code::kTooBig: return "argument too big";
     case Code::kTooManyLinks: return "too many links";
     case Code::kCrossDevice: return "cross-device link";
     case Code::kBusy: return "busy";

@@ -30,6 +30,7 @@ enum class Code : int {
   kQuota,         // EDQUOT
   kNoAttr,        // ENODATA: no such xattr
   kRange,         // ERANGE: buffer too small
+  kTooBig,        // E2BIG: argument too big (an xattr value over 64 KiB)
   kTooManyLinks,  // EMLINK
   kCrossDevice,   // EXDEV
   kBusy,          // EBUSY

@@ -2,7 +2,9 @@
 // only src/meta/*.cc and its tests include this.
 #pragma once
 
+#include <optional>
 #include <string_view>
+#include <utility>
 
 #include "common/status.h"
 #include "kv/engine.h"
@@ -35,6 +37,14 @@ Status check_name(std::string_view name);
 // remove or rename an entry. Denial is kPermission.
 Status check_sticky(const Context& ctx, const Attr& dir, const Attr& victim);
 
+// Namespace helpers (namespace.cc). load_dir: kNotFound if missing, kNotDir if not a
+// directory. get_dentry: the (type, ino) of an entry, nullopt if absent. dir_is_empty:
+// whether a directory has no entries.
+Result<Attr> load_dir(kv::Txn& txn, Ino ino);
+Result<std::optional<std::pair<FileType, Ino>>> get_dentry(kv::Txn& txn, Ino parent,
+                                                           std::string_view name);
+Result<bool> dir_is_empty(kv::Txn& txn, Ino ino);
+
 // The inode's link count has reached 0 (its attr holds nlink == 0 already). If this
 // session has it open, it is kept (sustained) until the last close; otherwise its keys
 // are removed and its data queued for deletion. Adjusts usedInodes and usedSpace.
@@ -45,5 +55,8 @@ Status drop_inode(Meta& m, kv::Txn& txn, Ino ino, const Attr& attr);
 Status remove_inode(kv::Txn& txn, Ino ino, const Attr& attr);
 // Drops the slices that lie past new_size (a shrinking truncate); chunk.cc.
 Status truncate_data(kv::Txn& txn, Ino ino, uint64_t old_size, uint64_t new_size);
+// Releases every flock and fcntl lock that session `sid` holds on the inode and deletes
+// its SL key (closing or cleaning a session). Implemented in lock.cc.
+Status release_locks(kv::Txn& txn, uint64_t sid, Ino ino);
 
 }  // namespace sluice::meta::internal

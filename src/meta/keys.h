@@ -3,7 +3,8 @@
 // inode are contiguous and a directory's entries scan in name order.
 //
 //   setting                         volume Format (JSON)
-//   C<name>                         counter (u64): nextInode, nextSlice, usedSpace, usedInodes
+//   C<name>                         counter (u64): nextInode, nextSlice, nextSession, usedSpace,
+//                                   usedInodes
 //   A<ino>I                         inode attributes (encode_attr)
 //   A<ino>D<name>                   directory entry: u8 type, u64 ino
 //   A<ino>C<u32 index>              chunk: concatenated 24-byte slice records
@@ -58,6 +59,7 @@ bool parse_u64_suffix(std::string_view key, size_t at, uint64_t& out);
 
 constexpr const char* kNextInode = "nextInode";
 constexpr const char* kNextSlice = "nextSlice";
+constexpr const char* kNextSession = "nextSession";
 constexpr const char* kUsedSpace = "usedSpace";
 constexpr const char* kUsedInodes = "usedInodes";
 

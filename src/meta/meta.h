@@ -90,8 +90,9 @@ class Meta {
   // ---- file data layout (chunk.cc) ----
   Result<uint64_t> new_slice_id();  // allocated in batches, never reused
   Result<std::vector<Slice>> read_chunk(Ino ino, uint32_t index);
-  // Appends one slice record to chunk `index`, grows the size to cover it, sets mtime
-  // and ctime to mtime_ns, and clears suid/sgid like a write. Returns the new attrs.
+  // Appends one slice record to chunk `index`, grows the size to cover it (kNoSpace past
+  // the volume capacity) and sets mtime and ctime to mtime_ns. (Clearing suid/sgid on
+  // write is the kernel's: it sends a setattr first.) Returns the new attrs.
   Result<Attr> write_slice(Ino ino, uint32_t index, const Slice& slice, int64_t mtime_ns);
   // Deletes the data of removed files and dropped slices (after their delay), calling
   // deleter for each slice. Returns how many slices were deleted.
@@ -116,6 +117,10 @@ class Meta {
   // ---- volume (statfs.cc) ----
   Result<StatFs> statfs(const Context& ctx);
 
+  // Data of dropped slices becomes deletable this long after the drop (default 0).
+  void set_delete_delay(int64_t ns) { delete_delay_ns_ = ns; }
+  int64_t delete_delay() const { return delete_delay_ns_; }
+
   // Internal (used by the operation files): inode allocation and the session's open table.
   Result<Ino> next_inode();
   bool is_open_here(Ino ino);
@@ -128,6 +133,7 @@ class Meta {
   std::shared_ptr<kv::Engine> engine_;
   Format format_;
   uint64_t sid_ = 0;
+  std::atomic<int64_t> delete_delay_ns_{0};
 
   std::mutex id_mu_;  // guards the id batches below
   uint64_t next_ino_ = 0, end_ino_ = 0;

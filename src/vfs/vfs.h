@@ -8,12 +8,15 @@
 // (close-to-open).
 //
 // Thread safety: every method may be called concurrently from the adapter's threads.
-// Source layout: vfs.cc (namespace, handles), writer.cc (write buffers, flush),
-// reader.cc (read assembly, readahead), background.cc (heartbeat, cleanup, flusher).
+// Source layout: vfs.cc (namespace, file handles), dir.cc (directory handles, xattrs,
+// locks), writer.cc (write buffers, flush), reader.cc (read assembly, readahead),
+// background.cc (heartbeat, cleanup, flusher); internal.h holds the shared types.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +28,8 @@
 #include "common/status.h"
 #include "common/thread_pool.h"
 #include "meta/meta.h"
+#include "meta/slices.h"
+#include "object/block_codec.h"
 #include "object/store.h"
 
 namespace sluice::vfs {
@@ -36,11 +41,11 @@ using meta::Entry;
 using meta::Ino;
 
 struct VfsOptions {
-  uint64_t buffer_size = 300ull << 20;      // bound on buffered write bytes
+  uint64_t buffer_size = 300ull << 20;        // bound on buffered write bytes
   uint64_t memory_cache_size = 512ull << 20;  // bound on the memory block cache
   int upload_threads = 8;
   int download_threads = 8;
-  int readahead_blocks = 8;                 // max blocks prefetched ahead of a stream
+  int readahead_blocks = 8;                   // max blocks prefetched ahead of a stream
   int64_t flush_interval_ns = 5'000'000'000;  // buffered writes older than this are flushed
   int64_t heartbeat_interval_ns = 12'000'000'000;
   int64_t session_timeout_ns = 300'000'000'000;  // others' sessions older than this are stale
@@ -54,9 +59,11 @@ struct VfsStats {
   std::atomic<uint64_t> object_errors{0};
 };
 
-class FileWriter;  // writer.cc
+class FileWriter;  // internal.h
 struct FileHandle;
 struct DirHandle;
+struct BlockRef;
+using Segments = std::shared_ptr<const std::vector<meta::Segment>>;
 
 class Vfs {
  public:
@@ -71,11 +78,15 @@ class Vfs {
   meta::Meta& meta() { return *meta_; }
   const VfsStats& stats() const { return stats_; }
   cache::BlockCache& block_cache() { return *cache_; }
+  // Bytes of writes buffered in memory and not yet committed, over all inodes.
+  uint64_t buffered_bytes() const { return buffered_bytes_.load(); }
 
   // ---- namespace: meta plus buffered-write awareness ----
   Result<Entry> lookup(const Context& ctx, Ino parent, std::string_view name);
   Result<Attr> getattr(const Context& ctx, Ino ino);
-  Result<Attr> setattr(const Context& ctx, Ino ino, const meta::SetAttr& req);
+  // fh != 0 when the kernel names an open handle (ftruncate): a handle opened for
+  // writing may truncate without a fresh permission check.
+  Result<Attr> setattr(const Context& ctx, Ino ino, const meta::SetAttr& req, uint64_t fh = 0);
   Result<Entry> mknod(const Context& ctx, Ino parent, std::string_view name, meta::FileType type,
                       uint16_t mode, uint32_t rdev);
   Result<Entry> mkdir(const Context& ctx, Ino parent, std::string_view name, uint16_t mode);
@@ -106,10 +117,12 @@ class Vfs {
 
   // ---- directories: a snapshot at opendir gives stable offsets ----
   Result<uint64_t> opendir(const Context& ctx, Ino ino);
-  // Entries from index `offset` of the snapshot (0 = ".", 1 = "..", then the entries).
-  // plus fills attrs. Returns an empty vector at the end.
-  Result<std::vector<DirEntry>> readdir(const Context& ctx, Ino ino, uint64_t fh,
-                                        uint64_t offset, size_t max_entries, bool plus);
+  // Entries from index `offset` of the snapshot (0 = ".", 1 = "..", then the entries):
+  // result[i] sits at index offset+i, so the next offset after it is offset+i+1.
+  // plus fills attrs; an entry that vanished since opendir is dropped from the snapshot
+  // (keeping that numbering). Returns an empty vector at the end.
+  Result<std::vector<DirEntry>> readdir(const Context& ctx, Ino ino, uint64_t fh, uint64_t offset,
+                                        size_t max_entries, bool plus);
   Status releasedir(Ino ino, uint64_t fh);
 
   // ---- xattrs and locks: forwarded to meta ----
@@ -118,23 +131,57 @@ class Vfs {
   Status setxattr(const Context& ctx, Ino ino, std::string_view name, std::string_view value,
                   int flags);
   Status removexattr(const Context& ctx, Ino ino, std::string_view name);
-  Status flock(Ino ino, uint64_t owner, uint32_t type, bool block);
+  // block: wait (polling meta) until the lock is granted, the vfs stops, or
+  // interrupted() returns true (then kInterrupted). Without block a conflict is kAgain.
+  Status flock(Ino ino, uint64_t owner, uint32_t type, bool block,
+               const std::function<bool()>& interrupted = {});
   Result<meta::LockRange> getlk(Ino ino, uint64_t owner, const meta::LockRange& want);
-  Status setlk(Ino ino, uint64_t owner, const meta::LockRange& lock, bool block);
+  Status setlk(Ino ino, uint64_t owner, const meta::LockRange& lock, bool block,
+               const std::function<bool()>& interrupted = {});
 
   // Flushes all buffered writes of every inode (used by stop and tests).
   Status flush_all();
 
  private:
-  // writer.cc / reader.cc internals
-  std::shared_ptr<FileWriter> writer_for(Ino ino, bool create);
-  Status flush_inode(Ino ino);
+  // vfs.cc
+  Result<std::shared_ptr<FileHandle>> file_handle(Ino ino, uint64_t fh);
+  // Flushes the inode's buffers, then sets the attributes (a size change among them).
+  Result<Attr> truncate(const Context& ctx, Ino ino, const meta::SetAttr& req);
+  Status check_writable() const;
+  // Retries try_lock while it answers kAgain, if block (see flock).
+  Status wait_for_lock(const std::function<Status()>& try_lock, bool block,
+                       const std::function<bool()>& interrupted);
+
+  // writer.cc. A writer lives while refs > 0 or it holds buffers.
+  std::shared_ptr<FileWriter> acquire_writer(Ino ino);
+  void release_writer(const std::shared_ptr<FileWriter>& w);
+  void drop_if_idle(const std::shared_ptr<FileWriter>& w);
+  Status write_chunk_locked(FileWriter& w, uint32_t idx, uint32_t pos, const char* buf,
+                            uint32_t len);
+  Status flush_chunk_locked(FileWriter& w, uint32_t idx);
+  // Flushes the buffers created at least min_age_ns ago (0: all). Returns the first error.
+  Status flush_writer_locked(FileWriter& w, int64_t min_age_ns);
+  Status flush_writer(FileWriter& w);
+  // Flushes writers until at most target bytes stay buffered (0: flushes every writer).
+  Status flush_writers(uint64_t target);
+  Status backpressure(FileWriter& w, size_t incoming);
   uint64_t pending_size(Ino ino);  // end of buffered writes, 0 if none
-  Result<size_t> read_committed(Ino ino, FileHandle& h, uint64_t off, char* buf, size_t size,
-                                uint64_t file_size);
-  Result<cache::Block> load_block(uint64_t slice_id, uint32_t slice_size, uint32_t index);
-  void prefetch(FileHandle& h, Ino ino, uint64_t off, uint64_t file_size);
+
+  // reader.cc
+  Status refresh_locked(FileHandle& h);
+  // Resolved slices of the chunks that file range [off, off+len) touches, in order.
+  Result<std::vector<Segments>> segments_locked(FileHandle& h, uint64_t off, uint64_t len);
+  // Updates h's readahead state for a read of [off, off+len); returns blocks to prefetch.
+  std::vector<BlockRef> readahead_locked(FileHandle& h, uint64_t off, uint64_t len);
+  Result<cache::Block> load_block(const BlockRef& b);
+  void prefetch_block(const BlockRef& b);  // loads b into the cache unless cached
+  Result<std::string> fetch_block(const std::string& key, uint32_t len);
+
+  // background.cc
   void background_loop();
+  void flush_aged();
+  void maintenance();
+  Status delete_slice(uint64_t slice_id, uint32_t slice_size);
 
   std::shared_ptr<meta::Meta> meta_;
   std::shared_ptr<object::Store> store_;
@@ -143,6 +190,8 @@ class Vfs {
   std::unique_ptr<ThreadPool> uploads_;
   std::unique_ptr<ThreadPool> downloads_;
   VfsStats stats_;
+  Status init_error_;  // an unusable volume format, reported by start()
+  object::Compression compression_ = object::Compression::kNone;
 
   std::mutex handles_mu_;  // guards handles_, dirs_, next_fh_
   std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> handles_;

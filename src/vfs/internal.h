@@ -1,0 +1,131 @@
+// vfs internals shared by its .cc files: the per-inode FileWriter, the open-file and
+// directory handles, and a small task group for running block transfers in parallel on
+// a ThreadPool.
+//
+// Locks: FileWriter::mu, FileHandle::mu and DirHandle::mu are never held together (a
+// read flushes the writer before it locks the handle). Vfs::writers_mu_ and
+// Vfs::handles_mu_ only guard their maps: they may be taken under the others, and no
+// lock is taken while they are held.
+#pragma once
+
+#include <fcntl.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "meta/slices.h"
+#include "meta/types.h"
+#include "vfs/vfs.h"
+
+namespace sluice::vfs {
+
+// The one open slice buffer of a chunk: chunk bytes [pos, pos+len), kept as pages of at
+// most block_size bytes, so page i becomes block i of the slice when flushed.
+struct SliceBuffer {
+  uint32_t pos = 0;
+  uint32_t len = 0;
+  std::vector<std::string> pages;
+  int64_t created_mono_ns = 0;  // age, for the background flusher
+  int64_t mtime_ns = 0;         // wall time of the last write
+};
+
+// Per-inode state of this client, shared by every handle of the inode: buffered writes
+// and the generation counter that tells handles their cached layout is stale.
+class FileWriter {
+ public:
+  explicit FileWriter(meta::Ino ino) : ino(ino) {}
+
+  const meta::Ino ino;
+  // Guards chunks. Held across a whole flush, so slices of one chunk commit in write order.
+  std::mutex mu;
+  std::map<uint32_t, SliceBuffer> chunks;  // chunk index -> open buffer
+  // Bumped on every committed slice and truncate of the inode by this client.
+  std::atomic<uint64_t> generation{0};
+  // End offset of the buffered writes (0 when none); written under mu, read lock-free.
+  std::atomic<uint64_t> pending_end{0};
+  int refs = 0;  // open handles and in-flight truncates; guarded by Vfs::writers_mu_
+
+  // Recomputes pending_end after chunks changed (caller holds mu).
+  void update_pending_locked() {
+    uint64_t end = 0;
+    if (!chunks.empty()) {
+      const auto& [idx, b] = *chunks.rbegin();
+      end = uint64_t(idx) * meta::kChunkSize + b.pos + b.len;
+    }
+    pending_end.store(end);
+  }
+};
+
+// One block of a slice.
+struct BlockRef {
+  uint64_t slice_id = 0;
+  uint32_t slice_size = 0;
+  uint32_t index = 0;
+  bool operator==(const BlockRef&) const = default;
+};
+
+struct FileHandle {
+  meta::Ino ino = 0;
+  int flags = 0;
+  std::shared_ptr<FileWriter> inode;
+
+  bool readable() const { return (flags & O_ACCMODE) != O_WRONLY; }
+  bool writable() const { return (flags & O_ACCMODE) != O_RDONLY; }
+
+  std::mutex mu;                                  // guards everything below
+  uint64_t generation = 0;                        // inode->generation when size/chunks were loaded
+  uint64_t size = 0;                              // file size as of that load
+  std::unordered_map<uint32_t, Segments> chunks;  // resolved slices per chunk index
+  // Readahead: where the last read ended, the current window in blocks (0 = random
+  // access) and the end of what was already submitted for prefetch.
+  uint64_t last_end = 0;
+  uint32_t window = 0;
+  uint64_t prefetched_to = 0;
+};
+
+struct DirHandle {
+  meta::Ino ino = 0;
+  meta::Ino parent = 0;
+  std::mutex mu;                        // guards entries
+  std::vector<meta::DirEntry> entries;  // ".", "..", then the snapshot taken at opendir
+};
+
+// Runs closures on a pool and waits for all of them. The pool must outlive wait().
+class TaskGroup {
+ public:
+  explicit TaskGroup(ThreadPool& pool) : pool_(pool) {}
+  ~TaskGroup() { wait(); }
+
+  void run(std::function<void()> fn) {
+    {
+      std::lock_guard lk(mu_);
+      pending_++;
+    }
+    pool_.submit([this, fn = std::move(fn)] {
+      fn();
+      std::lock_guard lk(mu_);
+      if (--pending_ == 0) cv_.notify_all();
+    });
+  }
+  void wait() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [this] { return pending_ == 0; });
+  }
+
+ private:
+  ThreadPool& pool_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int pending_ = 0;
+};
+
+}  // namespace sluice::vfs

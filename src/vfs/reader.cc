@@ -1,0 +1,261 @@
+// Read assembly and readahead.
+//
+// A read first flushes the inode's buffered writes (so it sees committed data), then
+// resolves the slices of each chunk it touches (cached per handle until the inode's
+// generation moves), zero-fills holes and copies data out of blocks. Blocks come through
+// the block cache, whose loader fetches from the store, decodes and verifies them: a bad
+// block is EIO, never data. Blocks of one read load in parallel on the download pool.
+// A handle whose reads continue where the last one ended grows a readahead window
+// (1, 2, 4, ... readahead_blocks blocks) and prefetches it in the background; random
+// access prefetches nothing.
+#include <algorithm>
+#include <cstring>
+
+#include "common/logging.h"
+#include "object/block_codec.h"
+#include "object/layout.h"
+#include "vfs/internal.h"
+#include "vfs/vfs.h"
+
+namespace sluice::vfs {
+
+namespace {
+
+constexpr uint64_t kChunk = meta::kChunkSize;
+
+// Walks file range [off, off+len) over the resolved chunks `segs` (starting at chunk
+// off / kChunk), in order: on_zero(file_off, len) for holes, and
+// on_data(block, offset_in_block, file_off, len) for each piece of a block.
+template <typename OnZero, typename OnData>
+void walk(const std::vector<Segments>& segs, uint64_t off, uint64_t len, uint64_t bs,
+          OnZero on_zero, OnData on_data) {
+  const uint64_t end = off + len;
+  const uint64_t first = off / kChunk;
+  for (size_t k = 0; k < segs.size(); k++) {
+    const uint64_t cstart = (first + k) * kChunk;
+    const uint64_t ls = std::max(off, cstart) - cstart;
+    const uint64_t le = std::min(end, cstart + kChunk) - cstart;
+    const std::vector<meta::Segment>& sv = *segs[k];
+    auto it = std::partition_point(sv.begin(), sv.end(), [&](const meta::Segment& s) {
+      return uint64_t(s.pos) + s.len <= ls;
+    });
+    for (; it != sv.end() && it->pos < le; ++it) {
+      const uint64_t a = std::max<uint64_t>(it->pos, ls);
+      const uint64_t b = std::min<uint64_t>(uint64_t(it->pos) + it->len, le);
+      const uint64_t foff = cstart + a;
+      if (it->id == 0) {
+        on_zero(foff, b - a);
+        continue;
+      }
+      const uint64_t so = it->off + (a - it->pos), se = so + (b - a);  // slice range
+      for (uint64_t bi = so / bs; bi * bs < se; bi++) {
+        const uint64_t x = std::max(so, bi * bs), y = std::min(se, (bi + 1) * bs);
+        on_data(BlockRef{it->id, it->size, static_cast<uint32_t>(bi)},
+                static_cast<uint32_t>(x - bi * bs), foff + (x - so), y - x);
+      }
+    }
+  }
+}
+
+// The object key and length of block b; kCorruption when the layout puts it past the
+// end of its slice.
+Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const BlockRef& b) {
+  if (uint64_t(b.index) * fmt.block_size >= b.slice_size) {
+    return Status(Code::kCorruption, "block " + std::to_string(b.index) +
+                                         " is past the end of slice " + std::to_string(b.slice_id));
+  }
+  const uint32_t len = object::block_len(b.slice_size, fmt.block_size, b.index);
+  return std::make_pair(object::block_key(fmt.name, b.slice_id, b.index, len), len);
+}
+
+// A piece of a read: len bytes at offset `off` of blocks[block], copied to dst.
+struct Piece {
+  size_t block;
+  uint32_t off;
+  uint64_t len;
+  char* dst;
+};
+
+}  // namespace
+
+Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, char* buf,
+                         size_t size) {
+  ASSIGN_OR_RETURN(auto h, file_handle(ino, fh));
+  if (!h->readable()) {
+    return Status(Code::kBadFd, "handle " + std::to_string(fh) + " is not open for reading");
+  }
+  if (h->inode->pending_end.load() != 0) RETURN_IF_ERROR(flush_writer(*h->inode));
+
+  uint64_t n = 0;
+  std::vector<Segments> segs;
+  std::vector<BlockRef> ahead;
+  {
+    std::lock_guard lk(h->mu);
+    RETURN_IF_ERROR(refresh_locked(*h));
+    if (off < h->size) n = std::min<uint64_t>(size, h->size - off);
+    if (n == 0) return size_t{0};
+    ASSIGN_OR_RETURN(segs, segments_locked(*h, off, n));
+    ahead = readahead_locked(*h, off, n);
+  }
+  for (const BlockRef& b : ahead) {
+    downloads_->submit([this, b] { prefetch_block(b); });
+  }
+
+  const uint64_t bs = meta_->format().block_size;
+  uint64_t covered = 0;
+  std::vector<BlockRef> blocks;
+  std::vector<Piece> pieces;
+  walk(
+      segs, off, n, bs,
+      [&](uint64_t foff, uint64_t len) {
+        std::memset(buf + (foff - off), 0, len);
+        covered += len;
+      },
+      [&](const BlockRef& r, uint32_t boff, uint64_t foff, uint64_t len) {
+        if (blocks.empty() || !(blocks.back() == r)) blocks.push_back(r);
+        pieces.push_back({blocks.size() - 1, boff, len, buf + (foff - off)});
+        covered += len;
+      });
+  if (covered != n) {
+    return Status(Code::kCorruption,
+                  "chunk layout of inode " + std::to_string(ino) + " does not cover the file size");
+  }
+
+  // Load in batches, so one huge read holds at most a batch of blocks at once.
+  const size_t batch = std::max(1, opts_.download_threads) * 2;
+  size_t p = 0;
+  for (size_t s = 0; s < blocks.size(); s += batch) {
+    const size_t e = std::min(blocks.size(), s + batch);
+    std::vector<cache::Block> got(e - s);
+    std::vector<Status> errs(e - s);
+    auto load = [&](size_t i) {
+      auto r = load_block(blocks[i]);
+      if (r.ok()) {
+        got[i - s] = std::move(r).value();
+      } else {
+        errs[i - s] = r.status();
+      }
+    };
+    {
+      TaskGroup group(*downloads_);
+      for (size_t i = s + 1; i < e; i++) group.run([&load, i] { load(i); });
+      load(s);
+    }
+    for (const Status& err : errs) {
+      if (err.ok()) continue;
+      Code c = err.is(Code::kCorruption) ? Code::kCorruption : Code::kIO;
+      return Status(c, "reading inode " + std::to_string(ino) + ": " + err.message());
+    }
+    for (; p < pieces.size() && pieces[p].block < e; p++) {
+      const Piece& pc = pieces[p];
+      const std::string& data = *got[pc.block - s];
+      if (pc.off + pc.len > data.size()) {
+        return Status(Code::kCorruption, "block of slice " +
+                                             std::to_string(blocks[pc.block].slice_id) +
+                                             " is shorter than its layout");
+      }
+      std::memcpy(pc.dst, data.data() + pc.off, pc.len);
+    }
+  }
+  stats_.read_bytes += n;
+  return static_cast<size_t>(n);
+}
+
+Status Vfs::refresh_locked(FileHandle& h) {
+  const uint64_t gen = h.inode->generation.load();
+  if (gen == h.generation) return Status::OK();
+  ASSIGN_OR_RETURN(Attr a, meta_->getattr(h.ino));
+  h.size = a.size;
+  h.chunks.clear();
+  h.generation = gen;
+  return Status::OK();
+}
+
+Result<std::vector<Segments>> Vfs::segments_locked(FileHandle& h, uint64_t off, uint64_t len) {
+  std::vector<Segments> out;
+  for (uint64_t idx = off / kChunk; idx * kChunk < off + len; idx++) {
+    auto it = h.chunks.find(static_cast<uint32_t>(idx));
+    if (it == h.chunks.end()) {
+      ASSIGN_OR_RETURN(auto slices, meta_->read_chunk(h.ino, static_cast<uint32_t>(idx)));
+      const uint64_t cstart = idx * kChunk;
+      const auto clen =
+          static_cast<uint32_t>(h.size > cstart ? std::min(kChunk, h.size - cstart) : 0);
+      auto segs =
+          std::make_shared<const std::vector<meta::Segment>>(meta::resolve_slices(slices, clen));
+      it = h.chunks.emplace(static_cast<uint32_t>(idx), std::move(segs)).first;
+    }
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_t len) {
+  std::vector<BlockRef> out;
+  const uint64_t end = off + len;
+  const bool sequential = off == h.last_end && opts_.readahead_blocks > 0;
+  h.last_end = end;
+  if (!sequential) {
+    h.window = 0;
+    h.prefetched_to = 0;
+    return out;
+  }
+  const auto max_window = static_cast<uint32_t>(opts_.readahead_blocks);
+  h.window = h.window == 0 ? 1 : std::min(h.window * 2, max_window);
+  const uint64_t bs = meta_->format().block_size;
+  // Whole blocks, from the boundary after the read (the block under `end` is being read
+  // now), so that no block is submitted twice.
+  auto round_up = [bs](uint64_t x) { return (x + bs - 1) / bs * bs; };
+  const uint64_t from = std::max(round_up(end), h.prefetched_to);
+  const uint64_t to = std::min(h.size, round_up(end + h.window * bs));
+  if (from >= to) return out;
+  auto segs = segments_locked(h, from, to - from);
+  if (!segs.ok()) {
+    LOG_WARN("vfs: readahead of inode {}: {}", h.ino, segs.status().ToString());
+    return out;
+  }
+  walk(
+      *segs, from, to - from, bs, [](uint64_t, uint64_t) {},
+      [&](const BlockRef& r, uint32_t, uint64_t, uint64_t) {
+        if (out.empty() || !(out.back() == r)) out.push_back(r);
+      });
+  h.prefetched_to = to;
+  return out;
+}
+
+Result<cache::Block> Vfs::load_block(const BlockRef& b) {
+  ASSIGN_OR_RETURN(auto loc, locate(meta_->format(), b));
+  const auto& [key, len] = loc;
+  return cache_->get_or_load(key, [&] { return fetch_block(key, len); });
+}
+
+void Vfs::prefetch_block(const BlockRef& b) {
+  auto loc = locate(meta_->format(), b);
+  if (!loc.ok() || cache_->peek(loc->first)) return;  // a bad layout is reported by read
+  const auto& [key, len] = *loc;
+  (void)cache_->get_or_load(key, [&] { return fetch_block(key, len); });  // errors are logged
+}
+
+Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {
+  stats_.object_gets++;
+  auto stored = store_->get(key);
+  if (!stored.ok()) {
+    stats_.object_errors++;
+    LOG_WARN("vfs: get {}: {}", key, stored.status().ToString());
+    return Status(Code::kIO, "reading " + key + ": " + stored.status().message());
+  }
+  stats_.object_get_bytes += stored->size();
+  auto raw = object::decode_block(*stored, key);
+  if (!raw.ok()) {
+    stats_.object_errors++;
+    LOG_ERROR("vfs: block {} failed verification: {}", key, raw.status().ToString());
+    return raw.status();
+  }
+  if (raw->size() != len) {
+    stats_.object_errors++;
+    LOG_ERROR("vfs: block {} holds {} bytes, its key says {}", key, raw->size(), len);
+    return Status(Code::kCorruption, "block " + key + " has the wrong length");
+  }
+  return raw;
+}
+
+}  // namespace sluice::vfs

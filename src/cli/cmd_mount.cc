@@ -1,0 +1,387 @@
+// sluice mount: checks everything that can be checked up front (the volume opens, the
+// mountpoint is an empty directory that is not mounted yet, the log is writable), then
+// serves the mount (open the volume, start the vfs session, run the FUSE loop, then
+// flush and close the session) in the foreground or in a background child.
+//
+// Background protocol: the parent forks; the child starts a new session, points stdio at
+// /dev/null, logs to the log file and serves the mount. Over a pipe it writes "OK\n"
+// once the mount serves requests, or one error line if it failed first. The parent exits
+// 0 only after "OK"; otherwise it prints the error.
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+
+#include "cli/cli.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "fuse/fuse_server.h"
+#include "kv/engine.h"
+#include "meta/meta.h"
+#include "object/store.h"
+#include "vfs/vfs.h"
+
+namespace sluice::cli {
+
+namespace {
+
+constexpr int kReadyTimeoutMs = 120'000;
+
+struct MountArgs {
+  // As given on the command line.
+  std::string meta_url;
+  std::string mountpoint;
+  bool foreground = false;
+  std::string log_file;
+  std::string log_level = "info";
+  double entry_timeout = 1, attr_timeout = 1, dir_entry_timeout = 1;
+  std::string buffer_size = "300M", cache_size = "512M", max_readahead = "0";
+  bool allow_other = false, read_only = false, writeback = false, nonempty = false;
+  int max_threads = 16;
+
+  // Resolved by the checks before anything is served.
+  std::string abs_meta_url;   // local paths made absolute
+  std::string abs_mountpoint;  // realpath
+  uint64_t buffer_bytes = 0, cache_bytes = 0, readahead_bytes = 0;
+};
+
+std::string hostname() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+// Opens the volume, starts the vfs session and serves the mount until it is unmounted
+// or the process gets SIGTERM/SIGINT/SIGHUP; then flushes and closes the session.
+// ready() is called once, when the mount serves requests.
+Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
+  // Every thread started from here on (vfs pools, libfuse workers) inherits a mask without
+  // the exit signals; the FUSE loop's thread takes them back (see FuseServer::run).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  ASSIGN_OR_RETURN(auto engine, kv::open_engine(a.abs_meta_url, false));
+  ASSIGN_OR_RETURN(std::unique_ptr<meta::Meta> opened, meta::Meta::open(engine));
+  std::shared_ptr<meta::Meta> meta = std::move(opened);
+  const meta::Format fmt = meta->format();
+  ASSIGN_OR_RETURN(auto store, object::open_store(fmt.storage));
+
+  vfs::VfsOptions vo;
+  vo.buffer_size = a.buffer_bytes;
+  vo.memory_cache_size = a.cache_bytes;
+  vo.read_only = a.read_only;
+  vfs::Vfs vfs(meta, store, vo);
+
+  meta::SessionInfo info;
+  info.hostname = hostname();
+  info.pid = static_cast<uint32_t>(getpid());
+  info.mountpoint = a.abs_mountpoint;
+  info.version = SLUICE_VERSION;
+  info.started_ns = now_ns();
+  RETURN_IF_ERROR(vfs.start(info));
+  LOG_INFO("volume '{}' (metadata {}, storage {}): session {} on {} pid {}", fmt.name,
+           redact_url(a.abs_meta_url), redact_url(fmt.storage), meta->session_id(),
+           info.hostname, info.pid);
+
+  fuse::FuseOptions fo;
+  fo.mountpoint = a.abs_mountpoint;
+  fo.entry_timeout = a.entry_timeout;
+  fo.attr_timeout = a.attr_timeout;
+  fo.dir_entry_timeout = a.dir_entry_timeout;
+  fo.allow_other = a.allow_other;
+  fo.read_only = a.read_only;
+  fo.max_threads = a.max_threads;
+  fo.max_readahead = static_cast<uint32_t>(std::min<uint64_t>(a.readahead_bytes, UINT32_MAX));
+  fo.fsname = kSourcePrefix + redact_url(a.abs_meta_url);
+  fo.writeback = a.writeback;
+  fo.debug = a.log_level == "debug";
+  Status served = fuse::run_fuse(vfs, fo, ready);
+
+  Status stopped = vfs.stop();
+  if (!served.ok()) return served;
+  if (!stopped.ok()) {
+    return Status(stopped.code(), "unmounted, but closing the session failed: " +
+                                      stopped.message());
+  }
+  LOG_INFO("volume '{}' closed", fmt.name);
+  return Status::OK();
+}
+
+// The volume opens and its store answers. Everything is closed again before a fork.
+Result<meta::Format> check_volume(const std::string& url) {
+  ASSIGN_OR_RETURN(auto engine, kv::open_engine(url, false));
+  ASSIGN_OR_RETURN(auto m, meta::Meta::open(engine));
+  meta::Format fmt = m->format();
+  ASSIGN_OR_RETURN(auto store, object::open_store(fmt.storage));
+  auto head = store->head(fmt.name + "/sluice_format.json");
+  if (!head.ok() && !head.status().is(Code::kNotFound)) {
+    return Status(head.status().code(), "cannot reach storage " + redact_url(fmt.storage) +
+                                            ": " + head.status().message());
+  }
+  return fmt;
+}
+
+bool dir_is_empty(const std::string& path) {
+  DIR* d = opendir(path.c_str());
+  if (d == nullptr) return false;
+  bool empty = true;
+  while (dirent* e = readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") {
+      empty = false;
+      break;
+    }
+  }
+  closedir(d);
+  return empty;
+}
+
+// Returns the resolved mountpoint.
+Result<std::string> check_mountpoint(const std::string& mp, bool nonempty) {
+  struct stat st;
+  if (::stat(mp.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT) return Status(Code::kNotFound, "mountpoint " + mp + " does not exist");
+    if (err == ENOTCONN) {
+      return Status(Code::kBusy, "mountpoint " + mp + " is a dead mount (transport endpoint "
+                                 "is not connected): run 'sluice umount " + mp + "' first");
+    }
+    return errno_error(err, "cannot access mountpoint " + mp);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status(Code::kNotDir, "mountpoint " + mp + " is not a directory");
+  }
+  char buf[PATH_MAX];
+  if (realpath(mp.c_str(), buf) == nullptr) return errno_error(errno, "cannot resolve " + mp);
+  std::string path = buf;
+  struct stat parent;
+  bool other_dev = path != "/" && ::stat((path + "/..").c_str(), &parent) == 0 &&
+                   parent.st_dev != st.st_dev;
+  auto mounted = find_mount_at(path);
+  if (mounted || other_dev) {
+    std::string what = mounted && mounted->is_sluice()
+                           ? " (by Sluice, " + mounted->source + ")"
+                           : mounted ? " (" + mounted->fstype + ")" : "";
+    return Status(Code::kBusy, path + " is already a mount point" + what +
+                                   "; unmount it first");
+  }
+  if (!nonempty && !dir_is_empty(path)) {
+    return Status(Code::kNotEmpty, "mountpoint " + path +
+                                       " is not empty (use --nonempty to mount over its contents)");
+  }
+  return path;
+}
+
+std::string default_log_file() {
+  if (geteuid() == 0) return "/var/log/sluice.log";
+  return home_dir() + "/.sluice/sluice.log";
+}
+
+// Creates the log's directory (one level, for ~/.sluice) and checks the file appends.
+Result<std::string> prepare_log(const std::string& given) {
+  std::string file = given.empty() ? default_log_file() : given;
+  if (file[0] != '/') {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) != nullptr) file = std::string(cwd) + "/" + file;
+  }
+  std::string dir = file.substr(0, file.rfind('/'));
+  if (!dir.empty()) ::mkdir(dir.c_str(), 0755);
+  int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_error(errno, "cannot write the log file " + file);
+  ::close(fd);
+  return file;
+}
+
+// The background child: never returns.
+[[noreturn]] void child_main(const MountArgs& a, const std::string& log_file, int report_fd) {
+  setsid();
+  int null = ::open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    if (null > STDERR_FILENO) ::close(null);
+  }
+  // Hold no descriptor of the caller's (a pipe it reads to EOF would never close).
+  if (report_fd > 3) close_range(3, static_cast<unsigned>(report_fd) - 1, 0);
+  close_range(static_cast<unsigned>(report_fd) + 1, ~0U, 0);
+  if (chdir("/") != 0) _exit(1);
+
+  init_logging(a.log_level, log_file);
+  LOG_INFO("sluice {} mounting {} at {} (pid {})", SLUICE_VERSION, redact_url(a.abs_meta_url),
+           a.abs_mountpoint, getpid());
+  std::atomic<bool> reported{false};
+  Status st = serve_mount(a, [&] {
+    (void)!write(report_fd, "OK\n", 3);
+    ::close(report_fd);
+    reported = true;
+  });
+  if (!st.ok()) {
+    LOG_ERROR("mount failed: {}", st.ToString());
+    if (!reported) {
+      std::string line = st.message() + "\n";
+      (void)!write(report_fd, line.data(), line.size());
+    }
+  }
+  spdlog::shutdown();
+  _exit(st.ok() ? 0 : 1);
+}
+
+// Reads the child's report: "OK", an error line, or nothing (it died).
+std::string read_report(int fd, pid_t child) {
+  std::string got;
+  char buf[512];
+  pollfd p{fd, POLLIN, 0};
+  while (got.find('\n') == std::string::npos) {
+    int r = poll(&p, 1, kReadyTimeoutMs);
+    if (r == 0) {
+      return fmt::format("the mount process (pid {}) did not become ready within {} s", child,
+                         kReadyTimeoutMs / 1000);
+    }
+    if (r < 0 && errno == EINTR) continue;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got.substr(0, got.find('\n'));
+}
+
+Status run_background(const MountArgs& a, const meta::Format& fmt, const std::string& log_file) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return errno_error(errno, "pipe");
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) return errno_error(errno, "fork");
+  if (pid == 0) {
+    ::close(fds[0]);
+    child_main(a, log_file, fds[1]);
+  }
+  ::close(fds[1]);
+  std::string report = read_report(fds[0], pid);
+  ::close(fds[0]);
+  if (report == "OK") {
+    printf("mounted volume '%s' at %s (pid %d, log %s)\n", fmt.name.c_str(),
+           a.abs_mountpoint.c_str(), pid, log_file.c_str());
+    return Status::OK();
+  }
+  if (report.empty()) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return Status(Code::kIO, fmt::format("the mount process exited before the mount was ready "
+                                         "(status {}); see {}", status, log_file));
+  }
+  waitpid(pid, nullptr, WNOHANG);
+  return Status(Code::kIO, report);
+}
+
+Status run_mount(MountArgs& a) {
+  ASSIGN_OR_RETURN(a.buffer_bytes, parse_size(a.buffer_size, "--buffer-size"));
+  ASSIGN_OR_RETURN(a.cache_bytes, parse_size(a.cache_size, "--cache-size"));
+  ASSIGN_OR_RETURN(a.readahead_bytes, parse_size(a.max_readahead, "--max-readahead"));
+  a.abs_meta_url = absolute_url(a.meta_url);
+  ASSIGN_OR_RETURN(meta::Format fmt, check_volume(a.abs_meta_url));
+  ASSIGN_OR_RETURN(a.abs_mountpoint, check_mountpoint(a.mountpoint, a.nonempty));
+  if (a.foreground) {
+    std::string log_file;
+    if (!a.log_file.empty()) {
+      ASSIGN_OR_RETURN(log_file, prepare_log(a.log_file));
+    }
+    init_logging(a.log_level, log_file);
+    return serve_mount(a, [&] {
+      LOG_INFO("volume '{}' is mounted at {}", fmt.name, a.abs_mountpoint);
+    });
+  }
+  ASSIGN_OR_RETURN(std::string log_file, prepare_log(a.log_file));
+  return run_background(a, fmt, log_file);
+}
+
+}  // namespace
+
+Command add_mount(CLI::App& app) {
+  auto a = std::make_shared<MountArgs>();
+  CLI::App* sub = add_command(
+      app, "mount", "Mount a volume",
+      "Mount the volume whose metadata is at META_URL on MOUNTPOINT. The object store is "
+      "the one recorded at format time. Before anything starts, mount checks that the "
+      "volume opens, that MOUNTPOINT is an existing, empty directory and that nothing is "
+      "mounted there yet; each failure is one line on stderr and exit code 1.\n\n"
+      "By default the mount runs in the background: the command returns once the mount "
+      "serves requests (exit 0) or reports why it could not (exit 1), and the mount "
+      "process logs to --log. With --foreground it logs to stderr (or --log) and runs "
+      "until unmounted or interrupted (SIGINT, SIGTERM and SIGHUP unmount cleanly).\n\n"
+      "The mount shows in /proc/mounts as type fuse.sluice with source sluice:META_URL "
+      "(any password removed). Unmount with 'sluice umount MOUNTPOINT'; buffered writes "
+      "are flushed before the mount process exits.\n\n"
+      "Sizes take an optional binary unit suffix: K, M, G, T.",
+      "  sluice mount sqlite3:///var/lib/sluice/models.db /mnt/models\n"
+      "  sluice mount sqlite3://models.db /mnt/models --foreground --log-level debug\n"
+      "  sluice mount sqlite3://models.db /mnt/models --cache-size 4G --max-readahead 16M");
+  sub->add_option("META_URL", a->meta_url, "Metadata engine URL of a formatted volume")
+      ->required();
+  sub->add_option("MOUNTPOINT", a->mountpoint, "Existing empty directory to mount on")
+      ->required();
+  sub->add_flag("-f,--foreground", a->foreground,
+                "Run in the foreground, logging to stderr unless --log is given");
+  sub->add_option("--log", a->log_file,
+                  "Log file (default: /var/log/sluice.log as root, else ~/.sluice/sluice.log "
+                  "in the background; stderr in the foreground)");
+  sub->add_option("--log-level", a->log_level,
+                  "Log verbosity: debug (also traces every FUSE request), info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  sub->add_option("--entry-timeout", a->entry_timeout,
+                  "Seconds the kernel caches a file name -> inode lookup")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--dir-entry-timeout", a->dir_entry_timeout,
+                  "Seconds the kernel caches a directory name -> inode lookup")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--attr-timeout", a->attr_timeout,
+                  "Seconds the kernel caches attributes (size, mode, times)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--buffer-size", a->buffer_size,
+                  "Memory for buffered writes of all open files; writers wait when it is full")
+      ->capture_default_str();
+  sub->add_option("--cache-size", a->cache_size,
+                  "Memory for cached data blocks (read cache)")
+      ->capture_default_str();
+  sub->add_option("--max-readahead", a->max_readahead,
+                  "Kernel read-ahead per file (raising it past the kernel default needs "
+                  "root); 0 keeps the kernel default")
+      ->capture_default_str();
+  sub->add_option("--max-threads", a->max_threads, "Most threads serving FUSE requests")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  sub->add_flag("--allow-other", a->allow_other,
+                "Let users other than the one who mounts access the mount (for non-root "
+                "users this needs user_allow_other in /etc/fuse.conf)");
+  sub->add_flag("--read-only", a->read_only, "Mount read-only");
+  sub->add_flag("--writeback", a->writeback,
+                "Let the kernel buffer writes (write-back cache): faster small writes, but "
+                "close() no longer means the data reached Sluice");
+  sub->add_flag("--nonempty", a->nonempty, "Allow mounting over a non-empty directory");
+  return {sub, [a] { return run_mount(*a); }};
+}
+
+}  // namespace sluice::cli

@@ -40,7 +40,16 @@ Status check_setattr(const Context& ctx, const Attr& a, const SetAttr& req) {
                   "they are in");
   }
   if ((req.mask & kSetMode) && !owner) {
-    return Status(Code::kPermission, "operation not permitted: only the owner may chmod");
+    // Through FUSE, a write or truncate by a non-owner reaches us as a chmod that only
+    // drops S_ISUID/S_ISGID (the kernel's file_remove_privs). Linux lets anyone who may
+    // write the file do that, so such a chmod is allowed with write access; any other
+    // chmod by a non-owner is refused.
+    const uint16_t dropped = a.mode & ~req.mode;
+    const bool only_kills_priv = (req.mode & ~a.mode) == 0 && dropped != 0 &&
+                                 (dropped & ~(S_ISUID | S_ISGID)) == 0;
+    if (!only_kills_priv || !internal::check_access(ctx, a, kWrite).ok()) {
+      return Status(Code::kPermission, "operation not permitted: only the owner may chmod");
+    }
   }
   if ((req.mask & (kSetAtime | kSetMtime)) && !owner) {
     return Status(Code::kPermission,

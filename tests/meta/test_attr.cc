@@ -80,6 +80,22 @@ TEST_P(AttrTest, ChmodByOwnerOrRootOnly) {
   EXPECT_EQ(attr(f.ino).type, FileType::kRegular);
 }
 
+TEST_P(AttrTest, NonOwnerWriterMayOnlyDropSetuidAndSetgid) {
+  // What the kernel sends before a non-owner's write to a setuid file (FUSE without
+  // HANDLE_KILLPRIV): a chmod that only clears S_ISUID/S_ISGID.
+  Entry f = owned_file("f", 1000, 1000, 06777);
+  must(chmod(f.ino, 00777, user(1001, 1001)));
+  EXPECT_EQ(attr(f.ino).mode, 0777);
+  // Anything more than dropping those bits is still the owner's.
+  must(chmod(f.ino, 06777));
+  EXPECT_EQ(code(chmod(f.ino, 00775, user(1001, 1001))), Code::kPermission);
+  EXPECT_EQ(code(chmod(f.ino, 06777 | 01000, user(1001, 1001))), Code::kPermission);
+  // Without write access, not even that.
+  must(chmod(f.ino, 06755));
+  EXPECT_EQ(code(chmod(f.ino, 00755, user(1001, 1001))), Code::kPermission);
+  EXPECT_EQ(attr(f.ino).mode, 06755);
+}
+
 TEST_P(AttrTest, ChmodDropsSetgidForCallerOutsideTheGroup) {
   Entry f = owned_file("f", 1000, 2000, 0644);
   must(chmod(f.ino, 02755, user(1000, 1000)));  // owner, not in group 2000

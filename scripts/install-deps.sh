@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs every Debian package that the build, the tests and the quick start need.
-# Idempotent: packages already present are left alone, and apt is only updated when
-# something is missing.
+# Installs every Debian package that the build, the tests and the quick start need, and
+# s3rver (an S3 server for the tests, pinned) from npm into .tools/. Idempotent: packages
+# already present are left alone, and apt is only updated when something is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PKGS=(
   build-essential cmake ninja-build pkg-config git
@@ -14,6 +15,10 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   attr psmisc procps bc
 )
+# Node.js for s3rver. A Node.js from elsewhere (NodeSource bundles npm) is kept as it is.
+if ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -33,4 +38,11 @@ fi
 # The kernel FUSE device must exist for mounts.
 if [ ! -e /dev/fuse ]; then
   echo "warning: /dev/fuse is missing; mounts will fail" >&2
+fi
+
+# s3rver, the S3 server the object-store tests start on loopback (tests/object/s3_server.h).
+S3RVER_VERSION=3.7.1
+if [ ! -e .tools/node_modules/.bin/s3rver ]; then
+  echo "installing s3rver@$S3RVER_VERSION into .tools/"
+  npm install --prefix .tools "s3rver@$S3RVER_VERSION" --no-audit --no-fund --silent
 fi

@@ -152,15 +152,25 @@ std::string absolute_url(const std::string& url) {
 }
 
 std::string redact_url(const std::string& url) {
-  size_t p = url.find("://");
-  if (p == std::string::npos) return url;
+  std::string out = url;
+  // Secrets in query options (s3:// URLs): "secret_key=..." -> "secret_key=***".
+  for (const char* opt : {"secret_key=", "session_token=", "password="}) {
+    for (size_t p = out.find(opt); p != std::string::npos; p = out.find(opt, p + 1)) {
+      if (p == 0 || (out[p - 1] != '?' && out[p - 1] != '&')) continue;
+      size_t v = p + strlen(opt);
+      size_t end = out.find('&', v);
+      out.replace(v, end == std::string::npos ? std::string::npos : end - v, "***");
+    }
+  }
+  size_t p = out.find("://");
+  if (p == std::string::npos) return out;
   size_t start = p + 3;
-  size_t at = url.find('@', start);
-  size_t slash = url.find('/', start);
-  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return url;
-  size_t colon = url.find(':', start);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon) + url.substr(at);
+  size_t at = out.find('@', start);
+  size_t slash = out.find('/', start);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return out;
+  size_t colon = out.find(':', start);
+  if (colon == std::string::npos || colon > at) return out;
+  return out.substr(0, colon) + out.substr(at);
 }
 
 std::string home_dir() {

@@ -46,7 +46,7 @@ Status check_name(const std::string& name) {
 }
 
 // Opens the store, then puts, reads back and deletes a small object under the volume's
-// prefix.
+// prefix. A store whose container is missing (an S3 bucket) is created first.
 Result<std::shared_ptr<object::Store>> open_and_probe(const std::string& url,
                                                       const std::string& name) {
   auto fail = [&](const Status& st) {
@@ -60,7 +60,12 @@ Result<std::shared_ptr<object::Store>> open_and_probe(const std::string& url,
   }
   std::string key = fmt::format("{}/sluice_probe_{:016x}", name, std::random_device{}());
   const std::string payload = "sluice storage probe";
-  if (Status st = (*store)->put(key, payload); !st.ok()) return fail(st);
+  Status put = (*store)->put(key, payload);
+  if (put.is(Code::kNotFound)) {  // the bucket is missing: create it and try again
+    if (Status st = (*store)->create(); !st.ok()) return fail(st);
+    put = (*store)->put(key, payload);
+  }
+  if (!put.ok()) return fail(put);
   auto got = (*store)->get(key);
   if (!got.ok()) return fail(got.status());
   if (*got != payload) return fail(Status(Code::kCorruption, "a probe object read back wrong"));
@@ -168,7 +173,9 @@ Command add_format(CLI::App& app) {
                   "the volume's objects")
       ->required();
   a->o_storage = sub->add_option("--storage", a->storage,
-                                 "Object store URL: file://DIR (a local directory) or mem://NAME "
+                                 "Object store URL: file://DIR (a local directory), "
+                                 "s3://HOST[:PORT]/BUCKET[/PREFIX] (https; the bucket is "
+                                 "created if missing), s3+http://... (plain http) or mem://NAME "
                                  "(default: file://$HOME/.sluice/local)");
   a->o_block = sub->add_option("--block-size", a->block_size,
                                "Size of the objects file data is cut into: a power of two "

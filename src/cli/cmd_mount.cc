@@ -31,7 +31,9 @@
 #include "fuse/fuse_server.h"
 #include "kv/engine.h"
 #include "meta/meta.h"
+#include "object/fault_store.h"
 #include "object/store.h"
+#include "object/store_options.h"
 #include "vfs/vfs.h"
 
 namespace sluice::cli {
@@ -51,11 +53,15 @@ struct MountArgs {
   std::string buffer_size = "300M", cache_size = "512M", max_readahead = "0";
   bool allow_other = false, read_only = false, writeback = false, nonempty = false;
   int max_threads = 16;
+  std::string upload_limit = "0", download_limit = "0";
+  int max_uploads = 20, io_retries = 10;
+  std::string inject_faults;  // testing: a FaultStore spec
 
   // Resolved by the checks before anything is served.
   std::string abs_meta_url;   // local paths made absolute
   std::string abs_mountpoint;  // realpath
   uint64_t buffer_bytes = 0, cache_bytes = 0, readahead_bytes = 0;
+  object::StoreOptions store_opts;
 };
 
 std::string hostname() {
@@ -81,7 +87,8 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   ASSIGN_OR_RETURN(std::unique_ptr<meta::Meta> opened, meta::Meta::open(engine));
   std::shared_ptr<meta::Meta> meta = std::move(opened);
   const meta::Format fmt = meta->format();
-  ASSIGN_OR_RETURN(auto store, object::open_store(fmt.storage));
+  ASSIGN_OR_RETURN(auto store, object::open_store_for_mount(fmt.storage, a.store_opts));
+  if (!a.inject_faults.empty()) LOG_WARN("injecting object store faults: {}", a.inject_faults);
 
   vfs::VfsOptions vo;
   vo.buffer_size = a.buffer_bytes;
@@ -297,6 +304,13 @@ Status run_mount(MountArgs& a) {
   ASSIGN_OR_RETURN(a.buffer_bytes, parse_size(a.buffer_size, "--buffer-size"));
   ASSIGN_OR_RETURN(a.cache_bytes, parse_size(a.cache_size, "--cache-size"));
   ASSIGN_OR_RETURN(a.readahead_bytes, parse_size(a.max_readahead, "--max-readahead"));
+  ASSIGN_OR_RETURN(a.store_opts.limits.upload_rate, parse_size(a.upload_limit, "--upload-limit"));
+  ASSIGN_OR_RETURN(a.store_opts.limits.download_rate,
+                   parse_size(a.download_limit, "--download-limit"));
+  a.store_opts.limits.max_uploads = a.max_uploads;
+  a.store_opts.retry.retries = a.io_retries;
+  RETURN_IF_ERROR(object::FaultSpec::parse(a.inject_faults).status());
+  a.store_opts.fault_spec = a.inject_faults;
   a.abs_meta_url = absolute_url(a.meta_url);
   ASSIGN_OR_RETURN(meta::Format fmt, check_volume(a.abs_meta_url));
   ASSIGN_OR_RETURN(a.abs_mountpoint, check_mountpoint(a.mountpoint, a.nonempty));
@@ -381,6 +395,25 @@ Command add_mount(CLI::App& app) {
                 "Let the kernel buffer writes (write-back cache): faster small writes, but "
                 "close() no longer means the data reached Sluice");
   sub->add_flag("--nonempty", a->nonempty, "Allow mounting over a non-empty directory");
+  sub->add_option("--upload-limit", a->upload_limit,
+                  "Most bytes per second uploaded to the object store, e.g. 100M (100 MiB/s); "
+                  "0 = unlimited")
+      ->capture_default_str();
+  sub->add_option("--download-limit", a->download_limit,
+                  "Most bytes per second downloaded from the object store; 0 = unlimited")
+      ->capture_default_str();
+  sub->add_option("--max-uploads", a->max_uploads, "Most object uploads in flight at once")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  sub->add_option("--io-retries", a->io_retries,
+                  "Retries of a failed object store request (with exponential backoff, at "
+                  "most 60 s in all) before the file operation fails with EIO")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  // Testing only, so not in --help: see docs/object-store.md.
+  sub->add_option("--inject-faults", a->inject_faults, "Object store fault injection spec")
+      ->envname("SLUICE_INJECT_FAULTS")
+      ->group("");
   return {sub, [a] { return run_mount(*a); }};
 }
 

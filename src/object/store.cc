@@ -6,6 +6,7 @@
 #include "common/url.h"
 #include "object/file_store.h"
 #include "object/mem_store.h"
+#include "object/s3_store.h"
 
 namespace sluice::object {
 
@@ -32,8 +33,9 @@ Result<std::shared_ptr<Store>> open_store(const std::string& url) {
   ASSIGN_OR_RETURN(Url u, parse_url(url));
   if (u.scheme == "file") return open_file_store(u);
   if (u.scheme == "mem") return open_mem_store(u);
+  if (u.scheme == "s3" || u.scheme == "s3+http") return open_s3_store(u);
   return Status(Code::kInvalid, "unsupported storage URL scheme '" + u.scheme + "://' in '" +
-                                    url + "' (supported: file://, mem://)");
+                                    url + "' (supported: file://, mem://, s3://, s3+http://)");
 }
 
 }  // namespace sluice::object

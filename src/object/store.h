@@ -2,7 +2,8 @@
 //
 // Keys are '/'-separated strings. Objects are immutable once written: a put either
 // stores the whole object or nothing (file:// writes a temp file and renames it).
-// Backends: file://DIR, mem://NAME; decorators wrap a Store (see wrapper.h).
+// Backends: file://DIR, mem://NAME, s3://HOST/BUCKET (s3_store.h); decorators wrap a
+// Store (see wrapper.h).
 // All methods are thread-safe.
 #pragma once
 
@@ -41,6 +42,10 @@ class Store {
                                                size_t limit = 0) = 0;
   // Human readable location, credentials removed.
   virtual std::string describe() const = 0;
+  // Creates the container the store lives in where that is a separate step (an S3
+  // bucket); `sluice format` calls it when a put finds the container missing (kNotFound).
+  // Stores that need nothing created succeed.
+  virtual Status create() { return Status::OK(); }
 };
 
 // Validates an object key: kInvalid unless it is non-empty, has no leading '/', no empty,
@@ -69,6 +74,7 @@ class StoreWrapper : public Store {
     return inner_->list(prefix, start_after, limit);
   }
   std::string describe() const override { return inner_->describe(); }
+  Status create() override { return inner_->create(); }
 
  protected:
   std::shared_ptr<Store> inner_;

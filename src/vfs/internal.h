@@ -3,9 +3,9 @@
 // a ThreadPool.
 //
 // Locks: FileWriter::mu, FileHandle::mu and DirHandle::mu are never held together (a
-// read flushes the writer before it locks the handle). Vfs::writers_mu_ and
-// Vfs::handles_mu_ only guard their maps: they may be taken under the others, and no
-// lock is taken while they are held.
+// read flushes the writer before it locks the handle). Vfs::writers_mu_,
+// Vfs::handles_mu_ and Uploads::mu only guard their own fields: they may be taken under
+// the others, and no lock is taken while they are held.
 #pragma once
 
 #include <fcntl.h>
@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/status.h"
 #include "common/thread_pool.h"
 #include "meta/slices.h"
 #include "meta/types.h"
@@ -28,12 +29,33 @@
 
 namespace sluice::vfs {
 
-// The one open slice buffer of a chunk: chunk bytes [pos, pos+len), kept as pages of at
-// most block_size bytes, so page i becomes block i of the slice when flushed.
+// One sealed block of an open slice, handed to the upload pool. Its fields are guarded
+// by Uploads::mu.
+struct BlockUpload {
+  std::string key;
+  bool done = false;  // the upload finished; result says how
+  Status result;
+  std::string data;   // the block's bytes after a failed upload, kept for the retry
+};
+
+// The block uploads of one FileWriter: how many are in flight, signalled as they finish.
+struct Uploads {
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0;
+};
+
+// The one open slice buffer of a chunk: chunk bytes [pos, pos+len) of slice `id`, kept
+// as pages of at most block_size bytes, page i becoming block i of the slice. Blocks
+// [0, blocks.size()) are sealed: handed to the upload pool (their pages emptied) and
+// never modified again. A null entry is a sealed block whose failed upload was
+// reported: its bytes are back in its page, for the next flush to upload again.
 struct SliceBuffer {
   uint32_t pos = 0;
   uint32_t len = 0;
+  uint64_t id = 0;
   std::vector<std::string> pages;
+  std::vector<std::shared_ptr<BlockUpload>> blocks;
   int64_t created_mono_ns = 0;  // age, for the background flusher
   int64_t mtime_ns = 0;         // wall time of the last write
 };
@@ -48,6 +70,8 @@ class FileWriter {
   // Guards chunks. Held across a whole flush, so slices of one chunk commit in write order.
   std::mutex mu;
   std::map<uint32_t, SliceBuffer> chunks;  // chunk index -> open buffer
+  // Shared with the upload tasks, which may outlive the writer.
+  const std::shared_ptr<Uploads> uploads = std::make_shared<Uploads>();
   // Bumped on every committed slice and truncate of the inode by this client.
   std::atomic<uint64_t> generation{0};
   // End offset of the buffered writes (0 when none); written under mu, read lock-free.

@@ -236,26 +236,33 @@ void Vfs::prefetch_block(const BlockRef& b) {
 }
 
 Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {
-  stats_.object_gets++;
-  auto stored = store_->get(key);
-  if (!stored.ok()) {
+  // A block that fails verification may have been damaged in transfer (a truncated
+  // body): it is fetched again before the read fails.
+  constexpr int kAttempts = 3;
+  for (int attempt = 1;; attempt++) {
+    stats_.object_gets++;
+    auto stored = store_->get(key);
+    if (!stored.ok()) {
+      stats_.object_errors++;
+      LOG_WARN("vfs: get {}: {}", key, stored.status().ToString());
+      return Status(Code::kIO, "reading " + key + ": " + stored.status().message());
+    }
+    stats_.object_get_bytes += stored->size();
+    auto raw = object::decode_block(*stored, key);
+    if (raw.ok() && raw->size() == len) return raw;
     stats_.object_errors++;
-    LOG_WARN("vfs: get {}: {}", key, stored.status().ToString());
-    return Status(Code::kIO, "reading " + key + ": " + stored.status().message());
+    Status err = raw.ok() ? Status(Code::kCorruption,
+                                   "block " + key + " has the wrong length (" +
+                                       std::to_string(raw->size()) + " bytes, its key says " +
+                                       std::to_string(len) + ")")
+                          : raw.status();
+    if (attempt == kAttempts) {
+      LOG_ERROR("vfs: block {} failed verification {} times: {}", key, kAttempts,
+                err.ToString());
+      return err;
+    }
+    LOG_WARN("vfs: block {} failed verification, fetching it again: {}", key, err.ToString());
   }
-  stats_.object_get_bytes += stored->size();
-  auto raw = object::decode_block(*stored, key);
-  if (!raw.ok()) {
-    stats_.object_errors++;
-    LOG_ERROR("vfs: block {} failed verification: {}", key, raw.status().ToString());
-    return raw.status();
-  }
-  if (raw->size() != len) {
-    stats_.object_errors++;
-    LOG_ERROR("vfs: block {} holds {} bytes, its key says {}", key, raw->size(), len);
-    return Status(Code::kCorruption, "block " + key + " has the wrong length");
-  }
-  return raw;
 }
 
 }  // namespace sluice::vfs

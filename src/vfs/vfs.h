@@ -60,6 +60,7 @@ struct VfsStats {
 };
 
 class FileWriter;  // internal.h
+struct SliceBuffer;
 struct FileHandle;
 struct DirHandle;
 struct BlockRef;
@@ -158,6 +159,9 @@ class Vfs {
   void drop_if_idle(const std::shared_ptr<FileWriter>& w);
   Status write_chunk_locked(FileWriter& w, uint32_t idx, uint32_t pos, const char* buf,
                             uint32_t len);
+  // Seals block i of b and uploads it on the upload pool, first waiting while w has
+  // 2 * upload_threads uploads in flight.
+  void submit_block_locked(FileWriter& w, SliceBuffer& b, uint32_t i);
   Status flush_chunk_locked(FileWriter& w, uint32_t idx);
   // Flushes the buffers created at least min_age_ns ago (0: all). Returns the first error.
   Status flush_writer_locked(FileWriter& w, int64_t min_age_ns);

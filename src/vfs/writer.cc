@@ -1,13 +1,19 @@
-// Write buffering and slice commit.
+// Write buffering, block upload and slice commit.
 //
 // Each inode has one FileWriter, shared by its handles. A chunk has at most one open
-// SliceBuffer; a write inside or right after it extends it in place, any other write
-// first flushes it. A flush uploads the buffer's pages as blocks of a new slice in
-// parallel, caches them (write-through) and only then commits the slice to meta: data
-// before metadata. A failed upload keeps the buffer, so fsync or close can retry.
+// SliceBuffer; a write inside or right after it extends it in place, unless it touches
+// a sealed block; any other write first flushes it, so later writes still win. A write
+// that extends the buffer seals the blocks it completed and uploads them in the
+// background (at most 2 * upload_threads in flight per writer; a fast writer waits).
+// An uploaded block is cached (write-through) and its bytes leave the buffer. A flush
+// uploads the remaining blocks, waits for all of them and only then commits the slice
+// to meta: data before metadata. A failed upload, in the background or not, is reported
+// by the next flush as EIO; its bytes stay buffered and the flush after retries them.
 // Buffered bytes over all inodes stay near VfsOptions::buffer_size: a write that would
 // exceed it first flushes its own inode, then others.
+#include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/logging.h"
@@ -93,19 +99,23 @@ Status Vfs::backpressure(FileWriter& w, size_t incoming) {
 
 Status Vfs::write_chunk_locked(FileWriter& w, uint32_t idx, uint32_t pos, const char* buf,
                                uint32_t len) {
+  const uint32_t bs = meta_->format().block_size;
   auto it = w.chunks.find(idx);
-  if (it != w.chunks.end() && (pos < it->second.pos || pos > it->second.pos + it->second.len)) {
-    RETURN_IF_ERROR(flush_chunk_locked(w, idx));
-    it = w.chunks.end();
+  if (it != w.chunks.end()) {
+    const SliceBuffer& b = it->second;
+    if (pos < b.pos || pos > b.pos + b.len || (pos - b.pos) / bs < b.blocks.size()) {
+      RETURN_IF_ERROR(flush_chunk_locked(w, idx));
+      it = w.chunks.end();
+    }
   }
   if (it == w.chunks.end()) {
     SliceBuffer fresh;
+    ASSIGN_OR_RETURN(fresh.id, meta_->new_slice_id());
     fresh.pos = pos;
     fresh.created_mono_ns = mono_ns();
     it = w.chunks.emplace(idx, std::move(fresh)).first;
   }
   SliceBuffer& b = it->second;
-  const uint32_t bs = meta_->format().block_size;
   const uint32_t start = pos - b.pos;  // offset inside the buffer, <= b.len
   for (uint32_t done = 0; done < len;) {
     uint32_t at = start + done;
@@ -120,71 +130,97 @@ Status Vfs::write_chunk_locked(FileWriter& w, uint32_t idx, uint32_t pos, const 
   if (start + len > b.len) {
     buffered_bytes_ += start + len - b.len;
     b.len = start + len;
+    // A sequential write: upload the blocks it completed.
+    while ((b.blocks.size() + 1) * uint64_t{bs} <= b.len) {
+      submit_block_locked(w, b, static_cast<uint32_t>(b.blocks.size()));
+    }
   }
   b.mtime_ns = now_ns();
   w.update_pending_locked();
   if (b.pos + b.len == meta::kChunkSize) {
-    // A full chunk cannot grow: upload it now. On failure it stays buffered for a retry.
+    // A full chunk cannot grow: commit it now. On failure it stays buffered for a retry.
     Status s = flush_chunk_locked(w, idx);
     if (!s.ok()) LOG_WARN("vfs: flushing full chunk {} of inode {}: {}", idx, w.ino, s.ToString());
   }
   return Status::OK();
 }
 
+void Vfs::submit_block_locked(FileWriter& w, SliceBuffer& b, uint32_t i) {
+  auto up = std::make_shared<BlockUpload>();
+  std::string data = std::exchange(b.pages[i], {});
+  up->key = object::block_key(meta_->format().name, b.id, i, static_cast<uint32_t>(data.size()));
+  if (i == b.blocks.size()) {
+    b.blocks.push_back(up);
+  } else {
+    b.blocks[i] = up;
+  }
+  const int limit = 2 * std::max(1, opts_.upload_threads);
+  {
+    std::unique_lock lk(w.uploads->mu);
+    w.uploads->cv.wait(lk, [&] { return w.uploads->in_flight < limit; });
+    w.uploads->in_flight++;
+  }
+  uploads_->submit([this, u = w.uploads, up, data = std::move(data)]() mutable {
+    std::string stored = object::encode_block(data, compression_);
+    Status s = store_->put(up->key, stored);
+    if (s.ok()) {
+      stats_.object_puts++;
+      stats_.object_put_bytes += stored.size();
+      buffered_bytes_ -= data.size();
+      cache_->put(up->key, std::move(data));
+    } else {
+      stats_.object_errors++;
+    }
+    std::lock_guard lk(u->mu);
+    if (!s.ok()) up->data = std::move(data);
+    up->result = std::move(s);
+    up->done = true;
+    u->in_flight--;
+    u->cv.notify_all();
+  });
+}
+
 Status Vfs::flush_chunk_locked(FileWriter& w, uint32_t idx) {
   auto it = w.chunks.find(idx);
   if (it == w.chunks.end()) return Status::OK();
   SliceBuffer& b = it->second;
-  const meta::Format& fmt = meta_->format();
-  ASSIGN_OR_RETURN(uint64_t id, meta_->new_slice_id());
-
-  const size_t n = b.pages.size();
-  std::vector<std::string> keys(n);
-  std::vector<Status> results(n);
+  // Upload the open tail and the blocks whose failure was reported, then wait for all.
+  for (uint32_t i = 0; i < b.pages.size(); i++) {
+    if (i >= b.blocks.size() || !b.blocks[i]) submit_block_locked(w, b, i);
+  }
+  Status failed;
   {
-    TaskGroup uploads(*uploads_);
-    for (size_t i = 0; i < n; i++) {
-      keys[i] = object::block_key(fmt.name, id, static_cast<uint32_t>(i),
-                                  static_cast<uint32_t>(b.pages[i].size()));
-      uploads.run([this, &keys, &results, &b, i] {
-        std::string stored = object::encode_block(b.pages[i], compression_);
-        results[i] = store_->put(keys[i], stored);
-        if (results[i].ok()) {
-          stats_.object_puts++;
-          stats_.object_put_bytes += stored.size();
-        } else {
-          stats_.object_errors++;
-        }
-      });
+    std::unique_lock lk(w.uploads->mu);
+    w.uploads->cv.wait(lk, [&] {
+      return std::all_of(b.blocks.begin(), b.blocks.end(), [](const auto& up) { return up->done; });
+    });
+    for (size_t i = 0; i < b.blocks.size(); i++) {
+      BlockUpload& up = *b.blocks[i];
+      if (up.result.ok()) continue;
+      if (failed.ok()) failed = Status(Code::kIO, "uploading " + up.key + ": " + up.result.message());
+      b.pages[i] = std::move(up.data);
+      b.blocks[i] = nullptr;  // reported: the next flush uploads it again
     }
   }
-  for (size_t i = 0; i < n; i++) {
-    if (results[i].ok()) continue;
-    LOG_WARN("vfs: upload of {} failed, keeping {} bytes of inode {} buffered: {}", keys[i], b.len,
-             w.ino, results[i].ToString());
-    // Best effort: the stored blocks of this slice id will never be referenced.
-    for (size_t j = 0; j < n; j++) {
-      if (results[j].ok()) (void)store_->del(keys[j]);
-    }
-    return Status(Code::kIO, "uploading " + keys[i] + ": " + results[i].message());
+  if (!failed.ok()) {
+    LOG_WARN("vfs: keeping {} bytes of inode {} buffered: {}", b.len, w.ino, failed.ToString());
+    return failed;
   }
 
-  auto attr = meta_->write_slice(w.ino, idx, meta::Slice{b.pos, id, b.len, 0, b.len}, b.mtime_ns);
+  // Every block is stored, and its bytes already left the buffered-bytes count.
+  auto attr = meta_->write_slice(w.ino, idx, meta::Slice{b.pos, b.id, b.len, 0, b.len}, b.mtime_ns);
   if (!attr.ok()) {
     // The blocks stay: an ambiguous commit may have succeeded (gc finds true leaks).
     const Status& s = attr.status();
     const bool keep = s.retryable() || s.is(Code::kIO);
-    LOG_WARN("vfs: committing slice {} of inode {} chunk {}: {}{}", id, w.ino, idx, s.ToString(),
+    LOG_WARN("vfs: committing slice {} of inode {} chunk {}: {}{}", b.id, w.ino, idx, s.ToString(),
              keep ? " (kept buffered)" : " (data dropped)");
     if (!keep) {
-      buffered_bytes_ -= b.len;
       w.chunks.erase(it);
       w.update_pending_locked();
     }
     return s;
   }
-  for (size_t i = 0; i < n; i++) cache_->put(keys[i], std::move(b.pages[i]));
-  buffered_bytes_ -= b.len;
   w.chunks.erase(it);
   w.generation++;
   w.update_pending_locked();

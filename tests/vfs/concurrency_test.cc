@@ -27,6 +27,20 @@ class CountingStore : public object::StoreWrapper {
   std::chrono::microseconds delay_;
 };
 
+// Makes each put take `delay`, so uploads stay in flight.
+class SlowPutStore : public object::StoreWrapper {
+ public:
+  SlowPutStore(std::shared_ptr<Store> inner, std::chrono::microseconds delay)
+      : StoreWrapper(std::move(inner)), delay_(delay) {}
+  Status put(const std::string& key, std::string_view data) override {
+    std::this_thread::sleep_for(delay_);
+    return StoreWrapper::put(key, data);
+  }
+
+ private:
+  std::chrono::microseconds delay_;
+};
+
 class ConcurrencyTest : public VfsTest {
  protected:
   // A committed file of `size` pattern bytes (seed 99), written by the fixture's client.
@@ -117,7 +131,8 @@ TEST_F(ConcurrencyTest, ParallelReadersOfOneHandleWhileAnotherFileIsWritten) {
 TEST_F(ConcurrencyTest, BufferedBytesStayWithinTheBound) {
   VfsOptions o = test_options();
   o.buffer_size = 512 << 10;
-  auto client = mount(o);
+  // Slow puts: blocks in flight still count as buffered.
+  auto client = mount(o, std::make_shared<SlowPutStore>(store_, std::chrono::milliseconds(20)));
   std::vector<std::pair<Ino, uint64_t>> files;
   for (int i = 0; i < 4; i++) files.push_back(create(*client, "f" + std::to_string(i)));
   uint64_t peak = 0;

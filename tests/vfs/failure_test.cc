@@ -1,5 +1,5 @@
-// Failures of the object store: uploads that fail keep the data buffered and report
-// EIO until the store recovers; blocks that are missing, corrupted or of the wrong
+// Failures of the object store: uploads that fail keep their blocks buffered and
+// report EIO until the store recovers; blocks that are missing, corrupted or of the wrong
 // length read as EIO, never as data.
 #include "object/block_codec.h"
 #include "vfs_fixture.h"
@@ -68,19 +68,21 @@ class FailureTest : public VfsTest {
 TEST_F(FailureTest, FailedUploadKeepsBufferUntilTheStoreRecovers) {
   auto [ino, fh] = create(*client_, "f");
   const std::string data = pattern(2 * kBlock + 100, 1);
-  ASSERT_TRUE(write(*client_, ino, fh, 0, data));
   flaky_->puts_left = 1;  // one block of three is stored
+  ASSERT_TRUE(write(*client_, ino, fh, 0, data));
   Status s = client_->fsync(ctx_, ino, fh, false);
   EXPECT_EQ(to_errno(s), EIO) << s.ToString();
   EXPECT_EQ(committed(ino), "") << "nothing committed";
   EXPECT_TRUE(vfs_->meta().read_chunk(ino, 0)->empty());
-  EXPECT_TRUE(object_keys().empty()) << "the stored block of the failed slice is removed";
-  EXPECT_EQ(client_->buffered_bytes(), data.size());
+  EXPECT_EQ(object_keys().size(), 1u) << "the stored block is kept for the retry";
+  EXPECT_EQ(client_->buffered_bytes(), data.size() - kBlock) << "the stored block left";
   EXPECT_EQ(read(*client_, ino, fh, 0, 10).substr(0, 7), "<error:") << "the read must flush first";
 
   flaky_->puts_left = -1;
   ASSERT_OK(client_->fsync(ctx_, ino, fh, false));
   EXPECT_EQ(committed(ino), data);
+  EXPECT_EQ(object_keys().size(), 3u);
+  EXPECT_EQ(client_->stats().object_puts.load(), 3u) << "only the failed blocks are uploaded again";
   EXPECT_EQ(client_->buffered_bytes(), 0u);
   EXPECT_OK(client_->release(ino, fh));
 }

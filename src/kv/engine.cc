@@ -11,6 +11,17 @@
 
 namespace sluice::kv {
 
+Result<std::vector<std::optional<std::string>>> Txn::multi_get(
+    const std::vector<std::string>& keys) {
+  std::vector<std::optional<std::string>> out;
+  out.reserve(keys.size());
+  for (const auto& k : keys) {
+    ASSIGN_OR_RETURN(auto v, get(k));
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 Status Engine::transact(const TxnFn& fn) { return drive(fn, false); }
 Status Engine::read(const TxnFn& fn) { return drive(fn, true); }
 

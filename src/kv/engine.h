@@ -34,9 +34,10 @@ class Txn {
 
   // nullopt when the key does not exist.
   virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
-  // One answer per key, in order.
+  // One answer per key, in order. The default calls get() per key; engines with a
+  // batched read override it.
   virtual Result<std::vector<std::optional<std::string>>> multi_get(
-      const std::vector<std::string>& keys) = 0;
+      const std::vector<std::string>& keys);
   // Keys in [begin, end) in ascending order; at most `limit` of them (0 = no limit).
   // An empty `end` means "to the end of the key space".
   virtual Result<std::vector<KeyValue>> scan(std::string_view begin, std::string_view end,

@@ -91,17 +91,6 @@ class MemTxn final : public Txn {
     return it->second.value;
   }
 
-  Result<std::vector<std::optional<std::string>>> multi_get(
-      const std::vector<std::string>& keys) override {
-    std::vector<std::optional<std::string>> out;
-    out.reserve(keys.size());
-    for (const auto& k : keys) {
-      ASSIGN_OR_RETURN(auto v, get(k));
-      out.push_back(std::move(v));
-    }
-    return out;
-  }
-
   // Merges the store with the write buffer (buffered puts and deletes win). The range
   // recorded for validation ends just after the last key returned when `limit` cut the
   // scan short, so later keys do not cause conflicts.

@@ -146,17 +146,6 @@ class SqliteTxn final : public Txn {
     return sqlite_error(c_.db, rc, path_, "get");
   }
 
-  Result<std::vector<std::optional<std::string>>> multi_get(
-      const std::vector<std::string>& keys) override {
-    std::vector<std::optional<std::string>> out;
-    out.reserve(keys.size());
-    for (const auto& k : keys) {
-      ASSIGN_OR_RETURN(auto v, get(k));
-      out.push_back(std::move(v));
-    }
-    return out;
-  }
-
   Result<std::vector<KeyValue>> scan(std::string_view begin, std::string_view end,
                                      size_t limit) override {
     Stmt s(c_, end.empty() ? kScanToEnd : kScan);

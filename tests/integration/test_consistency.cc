@@ -33,18 +33,6 @@ uint64_t fnv(const std::string& s) {
   return h;
 }
 
-std::set<std::string> list_dir(const std::string& dir) {
-  std::set<std::string> names;
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.insert(n);
-  }
-  closedir(d);
-  return names;
-}
-
 // The pid of the `sluice mount ... <mountpoint>` process serving mountpoint, or -1.
 pid_t mount_pid(const std::string& mountpoint) {
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {

@@ -52,18 +52,6 @@ std::string pread_str(int fd, size_t len, off_t off) {
   return buf;
 }
 
-std::set<std::string> list_dir(const std::string& dir) {
-  std::set<std::string> names;
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.insert(n);
-  }
-  closedir(d);
-  return names;
-}
-
 class FsOps : public MountFixture {
  protected:
   std::string P(const std::string& rel) const { return mnt_ + "/" + rel; }

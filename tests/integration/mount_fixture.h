@@ -29,6 +29,17 @@
 
 extern char** environ;
 
+// Expects `expr` to return -1 with errno `e`.
+#define EXPECT_ERRNO(expr, e)                                                      \
+  do {                                                                             \
+    errno = 0;                                                                     \
+    long r_ = static_cast<long>(expr);                                             \
+    int e_ = errno;                                                                \
+    EXPECT_EQ(r_, -1) << #expr;                                                    \
+    EXPECT_EQ(e_, e) << #expr << ": errno " << std::strerror(e_) << ", expected " \
+                     << std::strerror(e);                                          \
+  } while (0)
+
 namespace sluice::test {
 
 struct CliResult {

@@ -66,17 +66,6 @@ bool alive(pid_t pid) {
   return p != std::string::npos && p + 2 < stat.size() && stat[p + 2] != 'Z';
 }
 
-// Expects `expr` to return -1 with errno `e`.
-#define EXPECT_ERRNO(expr, e)                                                      \
-  do {                                                                             \
-    errno = 0;                                                                     \
-    long r_ = static_cast<long>(expr);                                             \
-    int e_ = errno;                                                                \
-    EXPECT_EQ(r_, -1) << #expr;                                                    \
-    EXPECT_EQ(e_, e) << #expr << ": errno " << std::strerror(e_) << ", expected " \
-                     << std::strerror(e);                                          \
-  } while (0)
-
 class Consistency : public MountFixture {
  protected:
   std::vector<std::string> MountOptions() const override {

@@ -23,17 +23,6 @@
 namespace sluice::test {
 namespace {
 
-// Expects `expr` to return -1 with errno `e`.
-#define EXPECT_ERRNO(expr, e)                                                      \
-  do {                                                                             \
-    errno = 0;                                                                     \
-    long r_ = static_cast<long>(expr);                                             \
-    int e_ = errno;                                                                \
-    EXPECT_EQ(r_, -1) << #expr;                                                    \
-    EXPECT_EQ(e_, e) << #expr << ": errno " << std::strerror(e_) << ", expected " \
-                     << std::strerror(e);                                          \
-  } while (0)
-
 #define ASSERT_OK(expr) ASSERT_NE(static_cast<long>(expr), -1L) << #expr << ": " << std::strerror(errno)
 #define EXPECT_OK(expr) EXPECT_NE(static_cast<long>(expr), -1L) << #expr << ": " << std::strerror(errno)
 

@@ -109,6 +109,16 @@ class MetaTest : public ::testing::TestWithParam<std::string> {
     return must(m().mkdir(ctx, parent, name, mode));
   }
   Attr attr(Ino ino) { return must(m().getattr(ino)); }
+  // Whether a raw kv key exists (to check what an operation left behind).
+  bool has_key(const std::string& key) {
+    bool found = false;
+    must(engine().read([&](kv::Txn& txn) -> Status {
+      ASSIGN_OR_RETURN(auto v, txn.get(key));
+      found = v.has_value();
+      return Status::OK();
+    }));
+    return found;
+  }
   Status chmod(Ino ino, uint16_t mode, const Context& ctx = root()) {
     SetAttr s;
     s.mask = kSetMode;

@@ -31,15 +31,6 @@ class LockTest : public testing::MetaTest {
     must(c->new_session(SessionInfo{}));
     return c;
   }
-  bool has_key(const std::string& key) {
-    bool found = false;
-    must(engine().read([&](kv::Txn& txn) -> Status {
-      ASSIGN_OR_RETURN(auto v, txn.get(key));
-      found = v.has_value();
-      return Status::OK();
-    }));
-    return found;
-  }
   // What getlk reports to `owner` asking for a write lock on [start, end].
   LockRange probe(Ino ino, uint64_t owner, uint64_t start, uint64_t end) {
     return must(m().getlk(ino, owner, range(F_WRLCK, start, end)));

@@ -24,15 +24,6 @@ class SessionTest : public testing::MetaTest {
     i.mountpoint = "/mnt/x";
     return i;
   }
-  bool has_key(const std::string& key) {
-    bool found = false;
-    must(engine().read([&](kv::Txn& txn) -> Status {
-      ASSIGN_OR_RETURN(auto v, txn.get(key));
-      found = v.has_value();
-      return Status::OK();
-    }));
-    return found;
-  }
   // A file with one slice, unlinked while `client` has it open.
   Ino open_unlinked(Meta& client, std::string_view name) {
     Entry f = mkfile(kRootIno, name);

@@ -1,8 +1,9 @@
 // Integration-test fixtures that drive the real `sluice` binary (SLUICE_BINARY).
 //
 // TempDirTest: a fresh temp directory per test and run_cli() to run the CLI with its
-// output captured. MountFixture adds a volume formatted at sqlite3://<tmp>/meta.db with
-// storage file://<tmp>/objects, mounted in the background at <tmp>/mnt. TearDown
+// output captured. MountFixture adds a volume formatted on the backends that backends.h
+// picks (by default sqlite3://<tmp>/meta.db and file://<tmp>/objects), mounted in the
+// background at <tmp>/mnt. TearDown
 // unmounts (sluice umount, then a lazy umount as a fallback) and removes the directory;
 // a directory that is still mounted is never removed (that would delete through the
 // mount). Mount tests skip when there is no usable /dev/fuse.
@@ -26,6 +27,9 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "backends.h"
+#include "object/store.h"
 
 extern char** environ;
 
@@ -179,8 +183,13 @@ class MountFixture : public TempDirTest {
     if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no usable /dev/fuse";
     TempDirTest::SetUp();
     if (HasFatalFailure()) return;
-    meta_url_ = "sqlite3://" + path("meta.db") + MetaUrlOptions();
-    storage_url_ = "file://" + path("objects");
+    const std::string unique = std::filesystem::path(dir_).filename().string();
+    BackendUrl meta = test_meta_url(dir_, unique, MetaUrlOptions());
+    ASSERT_FALSE(meta.url.empty()) << meta.error;
+    BackendUrl storage = test_storage_url(dir_, unique);
+    ASSERT_FALSE(storage.url.empty()) << storage.error;
+    meta_url_ = meta.url;
+    storage_url_ = storage.url;
     mnt_ = path("mnt");
     ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0) << std::strerror(errno);
     CliResult f = cli({"format", meta_url_, kVolume, "--storage", storage_url_});
@@ -195,7 +204,7 @@ class MountFixture : public TempDirTest {
     TempDirTest::TearDown();
   }
 
-  // Appended to the metadata URL, e.g. "?sync=normal" where a test makes thousands of
+  // Appended to a sqlite3:// metadata URL (other engines ignore it), e.g. "?sync=normal" where a test makes thousands of
   // metadata changes and need not survive power loss.
   virtual std::string MetaUrlOptions() const { return ""; }
 
@@ -241,6 +250,18 @@ class MountFixture : public TempDirTest {
     EXPECT_EQ(r.code, 0) << r.err;
     if (is_mounted(mnt_)) umount2(mnt_.c_str(), MNT_DETACH);
     EXPECT_FALSE(is_mounted(mnt_));
+  }
+
+  // Whether the volume's object store holds `key` (asked through the store itself, so it
+  // works on every backend).
+  bool object_exists(const std::string& key) const {
+    auto store = object::open_store(storage_url_);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return false;
+    auto info = (*store)->head(key);
+    EXPECT_TRUE(info.ok() || info.status().code() == sluice::Code::kNotFound)
+        << info.status().ToString();
+    return info.ok();
   }
 
   std::string meta_url_, storage_url_, mnt_;

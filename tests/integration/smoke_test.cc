@@ -40,7 +40,7 @@ TEST_F(Smoke, WriteReadInfoRemount) {
     if (p == std::string::npos) continue;
     std::string key = line.substr(p + 6);
     EXPECT_EQ(key.rfind(std::string(kVolume) + "/chunks/", 0), 0u) << key;
-    EXPECT_TRUE(std::filesystem::exists(path("objects/" + key))) << key;
+    EXPECT_TRUE(object_exists(key)) << key;
     blocks++;
   }
   EXPECT_EQ(blocks, 2) << info.out;

@@ -9,7 +9,7 @@
 #include <algorithm>
 
 #include "canned_http_server.h"
-#include "s3_server.h"
+#include "servers/s3_server.h"
 
 namespace sluice::object {
 namespace {

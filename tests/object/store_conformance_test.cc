@@ -11,7 +11,7 @@
 
 #include "common/clock.h"
 #include "object/store.h"
-#include "s3_server.h"
+#include "servers/s3_server.h"
 #include "temp_dir.h"
 
 namespace sluice::object {

@@ -79,7 +79,7 @@ class S3rver {
 
   static std::string script() {
     if (const char* v = std::getenv("SLUICE_S3RVER"); v != nullptr && *v != '\0') return v;
-    std::string here = __FILE__;  // <root>/tests/object/s3_server.h
+    std::string here = __FILE__;  // <root>/tests/servers/s3_server.h
     return here.substr(0, here.rfind("/tests/")) + "/.tools/node_modules/.bin/s3rver";
   }
 

@@ -41,6 +41,9 @@ class BlockCache {
   virtual Result<Block> get_or_load(const std::string& key, const Loader& loader) = 0;
   // nullptr when absent. Does not load, count in stats or refresh recency.
   virtual Block peek(const std::string& key) = 0;
+  // Whether key is cached in any tier, without loading, counting or refreshing recency
+  // (warmup --check).
+  virtual bool contains(const std::string& key) = 0;
   // Caches data under key, replacing any cached copy.
   virtual void put(const std::string& key, std::string data) = 0;
   virtual void erase(const std::string& key) = 0;
@@ -55,6 +58,7 @@ class MemoryCache : public BlockCache {
 
   Result<Block> get_or_load(const std::string& key, const Loader& loader) override;
   Block peek(const std::string& key) override;
+  bool contains(const std::string& key) override;
   void put(const std::string& key, std::string data) override;
   void erase(const std::string& key) override;
   CacheStats stats() const override;

@@ -62,6 +62,11 @@ Block MemoryCache::peek(const std::string& key) {
   return it == items_.end() ? nullptr : it->second.block;
 }
 
+bool MemoryCache::contains(const std::string& key) {
+  std::lock_guard lk(mu_);
+  return items_.count(key) > 0;
+}
+
 void MemoryCache::put(const std::string& key, std::string data) {
   auto block = std::make_shared<const std::string>(std::move(data));
   std::lock_guard lk(mu_);

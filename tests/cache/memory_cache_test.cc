@@ -55,7 +55,9 @@ TEST(MemoryCache, EvictsLeastRecentlyUsedFirst) {
   ASSERT_TRUE(cache.get_or_load("a", unused.fn()).ok());  // a becomes most recent
   cache.put("d", bytes(100, 'd'));                        // evicts b
   EXPECT_EQ(cache.peek("b"), nullptr);
+  EXPECT_FALSE(cache.contains("b"));
   EXPECT_NE(cache.peek("a"), nullptr);
+  EXPECT_TRUE(cache.contains("a"));
   EXPECT_NE(cache.peek("c"), nullptr);
   EXPECT_NE(cache.peek("d"), nullptr);
   cache.put("e", bytes(100, 'e'));  // evicts c, the oldest left

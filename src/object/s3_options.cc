@@ -133,8 +133,8 @@ Result<sigv4::Credentials> resolve_s3_credentials(const Url& url) {
 }
 
 Result<S3Options> parse_s3_url(const Url& url) {
-  static const std::set<std::string> kKnown = {"region", "style", "access_key", "secret_key",
-                                               "session_token"};
+  static const std::set<std::string> kKnown = {"region",     "style",         "access_key",
+                                               "secret_key", "session_token", "attempts"};
   S3Options o;
   // The URL as the user wrote it, less its options (which may hold a secret).
   const std::string shown = url.scheme + "://" + url.body;
@@ -149,7 +149,7 @@ Result<S3Options> parse_s3_url(const Url& url) {
     if (kKnown.count(k) == 0) {
       return Status(Code::kInvalid, "unknown S3 URL option '" + k + "' in '" + shown +
                                         "' (known: region, style, access_key, secret_key, "
-                                        "session_token)");
+                                        "session_token, attempts)");
     }
   }
   size_t slash = url.body.find('/');
@@ -180,6 +180,16 @@ Result<S3Options> parse_s3_url(const Url& url) {
                                       style + "'");
   }
   o.virtual_style = style == "virtual";
+  if (std::string a = url.param("attempts"); !a.empty()) {
+    char* end = nullptr;
+    long n = std::strtol(a.c_str(), &end, 10);
+    if (*end != '\0' || n < 1 || n > 100) {
+      return Status(Code::kInvalid, "invalid S3 URL '" + shown +
+                                        "': attempts must be a number from 1 to 100, not '" + a +
+                                        "'");
+    }
+    o.max_attempts = static_cast<int>(n);
+  }
   o.region = url.param("region", env("AWS_REGION"));
   if (o.region.empty()) o.region = "us-east-1";
   ASSIGN_OR_RETURN(o.credentials, resolve_s3_credentials(url));

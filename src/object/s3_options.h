@@ -5,7 +5,8 @@
 //
 // Options: region=NAME (else $AWS_REGION, else us-east-1); style=path (the default:
 // http://HOST/BUCKET/KEY) or style=virtual (http://BUCKET.HOST/KEY); access_key=,
-// secret_key= and session_token= (credentials).
+// secret_key= and session_token= (credentials); attempts=N (requests tried per operation,
+// default 5; a mount that retries in its own decorator sets 1, see store_options.cc).
 //
 // Credentials, first found wins: the URL options; the environment (AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); the shared credentials file

@@ -1,12 +1,23 @@
 // open_store_for_mount: the backend plus the decorators of store_options.h.
 #include "object/store_options.h"
 
+#include "common/url.h"
 #include "object/fault_store.h"
 
 namespace sluice::object {
 
-Result<std::shared_ptr<Store>> open_store_for_mount(const std::string& url,
+// When the retry decorator is on, it alone retries: an S3 store then tries each request
+// once, so a dead endpoint costs 1 + retries requests, not (1 + retries) * attempts.
+static Result<std::string> backend_url(const std::string& url, const StoreOptions& opts) {
+  if (opts.retry.retries <= 0) return url;
+  ASSIGN_OR_RETURN(Url u, parse_url(url));
+  if ((u.scheme != "s3" && u.scheme != "s3+http") || u.query.count("attempts") > 0) return url;
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + "attempts=1";
+}
+
+Result<std::shared_ptr<Store>> open_store_for_mount(const std::string& user_url,
                                                      const StoreOptions& opts) {
+  ASSIGN_OR_RETURN(std::string url, backend_url(user_url, opts));
   std::shared_ptr<Store> store;
   if (!opts.fault_spec.empty()) {
     // Checked before the backend opens, so a typo changes nothing.

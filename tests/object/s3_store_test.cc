@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "canned_http_server.h"
+#include "object/store_options.h"
 #include "servers/s3_server.h"
 
 namespace sluice::object {
@@ -52,6 +53,35 @@ TEST(S3Retry, GivesUpAfterMaxAttemptsWithTheLastError) {
   EXPECT_EQ(server.requests().size(), 5u);
   EXPECT_NE(r.status().message().find("SlowDown"), std::string::npos) << r.status().message();
   EXPECT_NE(r.status().message().find("after 5 attempts"), std::string::npos);
+}
+
+TEST(S3Retry, MountRetriesAreNotMultipliedByTheStoresOwnAttempts) {
+  CannedHttpServer server({{503, s3_error("SlowDown", "Please reduce your request rate.")}});
+  StoreOptions opts;
+  opts.retry.retries = 3;
+  opts.retry.initial_backoff_ns = 1'000'000;
+  auto store = open_store_for_mount("s3+http://127.0.0.1:" + std::to_string(server.port()) +
+                                        "/bkt?access_key=AKID&secret_key=SECRET",
+                                    opts);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto r = (*store)->get("k", 0, -1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_EQ(server.requests().size(), 4u);  // the first try and 3 retries, each sent once
+}
+
+TEST(S3Retry, AttemptsOptionSetsTheStoresOwnRetries) {
+  CannedHttpServer server({{503, s3_error("SlowDown", "Please reduce your request rate.")}});
+  auto store = open_store("s3+http://127.0.0.1:" + std::to_string(server.port()) +
+                          "/bkt?access_key=AKID&secret_key=SECRET&attempts=2");
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_FALSE((*store)->get("k", 0, -1).ok());
+  EXPECT_EQ(server.requests().size(), 2u);
+  auto bad = open_store("s3+http://127.0.0.1:1/bkt?access_key=A&secret_key=S&attempts=0");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("attempts must be a number from 1 to 100"),
+            std::string::npos)
+      << bad.status().message();
 }
 
 TEST(S3Retry, ForbiddenIsNotRetriedAndSaysAccessDenied) {

@@ -205,6 +205,29 @@ TEST_F(PrefetchTest, ReadInsideATensorFetchesTheRestOfThatTensor) {
   EXPECT_OK(v->stop());
 }
 
+TEST_F(PrefetchTest, TensorPrefetchStaysWithinItsBudget) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  const std::string data = safetensors_file({20 * kBlock}, r);
+  const Ino ino = put_file("model.safetensors", data);
+  VfsOptions o = test_options();
+  o.prefetch_budget_bytes = 3 * kBlock;
+  auto v = reader(o);
+  const uint64_t fh = open_ro(*v, ino);
+  EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));
+  v->wait_prefetches();  // blocks 0 and 1 (the sequential window of the header read)
+  // A fault in block 5 queues no more than the budget: blocks 6-8.
+  EXPECT_EQ(read(*v, ino, fh, 5 * kBlock, 4096), data.substr(5 * kBlock, 4096));
+  v->wait_prefetches();
+  std::map<uint32_t, int> want = {{0, 1}, {1, 1}, {5, 1}, {6, 1}, {7, 1}, {8, 1}};
+  EXPECT_EQ(counting_->block_gets(), want);
+  // The next fault in the tensor goes on from there, again within the budget.
+  EXPECT_EQ(read(*v, ino, fh, 6 * kBlock, 4096), data.substr(6 * kBlock, 4096));
+  v->wait_prefetches();
+  want.insert({{9, 1}, {10, 1}, {11, 1}});
+  EXPECT_EQ(counting_->block_gets(), want);
+  EXPECT_OK(v->stop());
+}
+
 TEST_F(PrefetchTest, LayoutIsSharedByHandlesAndDroppedWhenTheFileChanges) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
   const std::string data = safetensors_file({8 * kBlock, 8 * kBlock}, r);

@@ -258,6 +258,7 @@ void Vfs::prefetch_block(const BlockRef& b) {
   // The key is recorded before the load, so a read that arrives during it counts as a
   // hit. At the bound, keys whose block left the cache unread count as wasted (roughly:
   // a load still in flight counts too); if all are still cached, the record restarts.
+  bool inserted = false;
   {
     const size_t bound = 2 * prefetch_budget_blocks();
     std::lock_guard lk(prefetched_mu_);
@@ -272,7 +273,7 @@ void Vfs::prefetch_block(const BlockRef& b) {
       }
       if (prefetched_.size() >= bound) prefetched_.clear();
     }
-    prefetched_.insert(key);
+    inserted = prefetched_.insert(key).second;
   }
   bool fetched = false;
   auto r = cache_->get_or_load(key, [&] {
@@ -283,7 +284,9 @@ void Vfs::prefetch_block(const BlockRef& b) {
     stats_.prefetch_issued++;
     return;
   }
-  // Failed (errors are logged; a read will report them) or loaded by a read first.
+  // Failed (errors are logged; a read will report them) or loaded by another caller
+  // first: the record is dropped unless another prefetch made it (and fetches it).
+  if (!inserted) return;
   std::lock_guard lk(prefetched_mu_);
   prefetched_.erase(key);
 }

@@ -121,6 +121,9 @@ TEST_F(PrefetchTest, SequentialStreamPrefetchesAheadWithoutDuplicateGets) {
   EXPECT_EQ(gets.size(), size_t{kBlocks});
   for (const auto& [index, n] : gets) EXPECT_EQ(n, 1) << "block " << index;
   EXPECT_GE(v->stats().prefetch_hits.load(), 4u);
+  // Every prefetched block was read afterwards.
+  EXPECT_GE(v->stats().prefetch_hits.load(), v->stats().prefetch_issued.load());
+  EXPECT_EQ(v->stats().prefetch_wasted.load(), 0u);
   EXPECT_EQ(v->stats().object_gets.load(), uint64_t{kBlocks});
   EXPECT_OK(v->stop());
 }

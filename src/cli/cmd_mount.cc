@@ -55,6 +55,9 @@ struct MountArgs {
   int max_threads = 16;
   std::string upload_limit = "0", download_limit = "0";
   int max_uploads = 20, io_retries = 10;
+  int prefetch = 8;  // blocks fetched in parallel ahead of a stream (VfsOptions::readahead_blocks)
+  std::string tensor_prefetch = "256M";
+  uint64_t tensor_prefetch_bytes = 0;
   std::string inject_faults;  // testing: a FaultStore spec
 
   // Resolved by the checks before anything is served.
@@ -94,6 +97,9 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   vo.buffer_size = a.buffer_bytes;
   vo.memory_cache_size = a.cache_bytes;
   vo.read_only = a.read_only;
+  vo.readahead_blocks = a.prefetch;
+  vo.download_threads = std::max(vo.download_threads, a.prefetch);
+  vo.tensor_prefetch_bytes = a.tensor_prefetch_bytes;
   vfs::Vfs vfs(meta, store, vo);
 
   meta::SessionInfo info;
@@ -122,6 +128,13 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   Status served = fuse::run_fuse(vfs, fo, ready);
 
   Status stopped = vfs.stop();
+  const vfs::VfsStats& st = vfs.stats();
+  LOG_INFO("read path: object_gets {} object_get_bytes {} prefetch_issued {} prefetch_hits {} "
+           "prefetch_wasted {} prefetch_over_budget {} tensor_prefetches {} "
+           "safetensors_parsed {}",
+           st.object_gets.load(), st.object_get_bytes.load(), st.prefetch_issued.load(),
+           st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
+           st.tensor_prefetches.load(), st.safetensors_parsed.load());
   if (!served.ok()) return served;
   if (!stopped.ok()) {
     return Status(stopped.code(), "unmounted, but closing the session failed: " +
@@ -304,6 +317,7 @@ Status run_mount(MountArgs& a) {
   ASSIGN_OR_RETURN(a.buffer_bytes, parse_size(a.buffer_size, "--buffer-size"));
   ASSIGN_OR_RETURN(a.cache_bytes, parse_size(a.cache_size, "--cache-size"));
   ASSIGN_OR_RETURN(a.readahead_bytes, parse_size(a.max_readahead, "--max-readahead"));
+  ASSIGN_OR_RETURN(a.tensor_prefetch_bytes, parse_size(a.tensor_prefetch, "--tensor-prefetch"));
   ASSIGN_OR_RETURN(a.store_opts.limits.upload_rate, parse_size(a.upload_limit, "--upload-limit"));
   ASSIGN_OR_RETURN(a.store_opts.limits.download_rate,
                    parse_size(a.download_limit, "--download-limit"));
@@ -383,6 +397,15 @@ Command add_mount(CLI::App& app) {
   sub->add_option("--max-readahead", a->max_readahead,
                   "Kernel read-ahead per file (raising it past the kernel default needs "
                   "root); 0 keeps the kernel default")
+      ->capture_default_str();
+  sub->add_option("--prefetch", a->prefetch,
+                  "Blocks fetched in parallel ahead of a sequential reader (the window grows "
+                  "1, 2, 4, ... up to this); 0 disables readahead")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  sub->add_option("--tensor-prefetch", a->tensor_prefetch,
+                  "In a safetensors file, a read inside a tensor prefetches up to this much "
+                  "of the rest of the tensor; 0 disables it")
       ->capture_default_str();
   sub->add_option("--max-threads", a->max_threads, "Most threads serving FUSE requests")
       ->check(CLI::Range(1, 1024))

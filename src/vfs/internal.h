@@ -25,6 +25,7 @@
 #include "common/thread_pool.h"
 #include "meta/slices.h"
 #include "meta/types.h"
+#include "vfs/safetensors.h"
 #include "vfs/vfs.h"
 
 namespace sluice::vfs {
@@ -114,6 +115,15 @@ struct FileHandle {
   uint64_t last_end = 0;
   uint32_t window = 0;
   uint64_t prefetched_to = 0;
+  // Tensor-aware readahead (reader.cc): the mtime that goes with size, the safetensors
+  // layout of the file (null: none known), the Vfs::layouts_version_ it was looked up at
+  // (0: look again), whether a read from offset 0 was already sniffed for a header, and
+  // per tensor index the file offset up to which it was submitted for prefetch.
+  int64_t mtime_ns = 0;
+  std::shared_ptr<const TensorLayout> layout;
+  uint64_t layout_version = 0;
+  bool sniffed = false;
+  std::unordered_map<size_t, uint64_t> tensor_prefetched;
 };
 
 struct DirHandle {

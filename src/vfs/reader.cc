@@ -5,11 +5,21 @@
 // generation moves), zero-fills holes and copies data out of blocks. Blocks come through
 // the block cache, whose loader fetches from the store, decodes and verifies them: a bad
 // block is EIO, never data. Blocks of one read load in parallel on the download pool.
-// A handle whose reads continue where the last one ended grows a readahead window
-// (1, 2, 4, ... readahead_blocks blocks) and prefetches it in the background; random
-// access prefetches nothing.
+// A handle whose reads continue near where the last one ended (within a few read
+// lengths, so kernel readahead requests that arrive out of order still count) grows a
+// readahead window (1, 2, 4, ... readahead_blocks blocks) and prefetches it in the
+// background, in parallel on the download pool; random access prefetches nothing.
+//
+// Tensor-aware readahead: a read that starts at offset 0 is sniffed for a safetensors
+// header (9 bytes checked; other files pay nothing more); a plausible header is read
+// and parsed once per inode (size, mtime) and shared by every handle. Then a read inside
+// a tensor prefetches the rest of that tensor (up to tensor_prefetch_bytes), so loaders
+// that fault tensors in any order fetch whole tensors in parallel. Prefetches queued or
+// running are bounded (prefetch_budget_blocks); duplicate GETs are avoided by the
+// cache's single-flight loads. See docs/read-path.md.
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "common/logging.h"
 #include "object/block_codec.h"
@@ -96,10 +106,9 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
     if (n == 0) return size_t{0};
     ASSIGN_OR_RETURN(segs, segments_locked(*h, off, n));
     ahead = readahead_locked(*h, off, n);
+    tensor_ahead_locked(*h, off, n, ahead);
   }
-  for (const BlockRef& b : ahead) {
-    downloads_->submit([this, b] { prefetch_block(b); });
-  }
+  submit_prefetch(std::move(ahead));
 
   const uint64_t bs = meta_->format().block_size;
   uint64_t covered = 0;
@@ -158,6 +167,7 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
     }
   }
   stats_.read_bytes += n;
+  if (off == 0 && opts_.tensor_prefetch_bytes > 0) sniff_layout(ctx, *h, fh, buf, n);
   return static_cast<size_t>(n);
 }
 
@@ -166,8 +176,13 @@ Status Vfs::refresh_locked(FileHandle& h) {
   if (gen == h.generation) return Status::OK();
   ASSIGN_OR_RETURN(Attr a, meta_->getattr(h.ino));
   h.size = a.size;
+  h.mtime_ns = a.mtime_ns;
   h.chunks.clear();
   h.generation = gen;
+  h.layout = nullptr;
+  h.layout_version = 0;
+  h.sniffed = false;
+  h.tensor_prefetched.clear();
   return Status::OK();
 }
 
@@ -192,13 +207,17 @@ Result<std::vector<Segments>> Vfs::segments_locked(FileHandle& h, uint64_t off, 
 std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_t len) {
   std::vector<BlockRef> out;
   const uint64_t end = off + len;
-  const bool sequential = off == h.last_end && opts_.readahead_blocks > 0;
-  h.last_end = end;
+  // Near the last end: concurrent kernel readahead requests may arrive out of order.
+  const uint64_t slack = std::min<uint64_t>(4 * len, 8 << 20);
+  const bool sequential = off <= h.last_end + slack &&
+                          off + slack >= h.last_end && opts_.readahead_blocks > 0;
   if (!sequential) {
+    h.last_end = end;
     h.window = 0;
     h.prefetched_to = 0;
     return out;
   }
+  h.last_end = std::max(h.last_end, end);
   const auto max_window = static_cast<uint32_t>(opts_.readahead_blocks);
   h.window = h.window == 0 ? 1 : std::min(h.window * 2, max_window);
   const uint64_t bs = meta_->format().block_size;
@@ -225,6 +244,10 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
 Result<cache::Block> Vfs::load_block(const BlockRef& b) {
   ASSIGN_OR_RETURN(auto loc, locate(meta_->format(), b));
   const auto& [key, len] = loc;
+  {
+    std::lock_guard lk(prefetched_mu_);
+    if (prefetched_.erase(key) > 0) stats_.prefetch_hits++;
+  }
   return cache_->get_or_load(key, [&] { return fetch_block(key, len); });
 }
 
@@ -232,7 +255,156 @@ void Vfs::prefetch_block(const BlockRef& b) {
   auto loc = locate(meta_->format(), b);
   if (!loc.ok() || cache_->peek(loc->first)) return;  // a bad layout is reported by read
   const auto& [key, len] = *loc;
-  (void)cache_->get_or_load(key, [&] { return fetch_block(key, len); });  // errors are logged
+  // The key is recorded before the load, so a read that arrives during it counts as a
+  // hit. At the bound, keys whose block left the cache unread count as wasted (roughly:
+  // a load still in flight counts too); if all are still cached, the record restarts.
+  bool inserted = false;
+  {
+    const size_t bound = 2 * prefetch_budget_blocks();
+    std::lock_guard lk(prefetched_mu_);
+    if (prefetched_.size() >= bound) {
+      for (auto it = prefetched_.begin(); it != prefetched_.end();) {
+        if (cache_->contains(*it)) {
+          ++it;
+        } else {
+          stats_.prefetch_wasted++;
+          it = prefetched_.erase(it);
+        }
+      }
+      if (prefetched_.size() >= bound) prefetched_.clear();
+    }
+    inserted = prefetched_.insert(key).second;
+  }
+  bool fetched = false;
+  auto r = cache_->get_or_load(key, [&] {
+    fetched = true;
+    return fetch_block(key, len);
+  });
+  if (r.ok() && fetched) {
+    stats_.prefetch_issued++;
+    return;
+  }
+  // Failed (errors are logged; a read will report them) or loaded by another caller
+  // first: the record is dropped unless another prefetch made it (and fetches it).
+  if (!inserted) return;
+  std::lock_guard lk(prefetched_mu_);
+  prefetched_.erase(key);
+}
+
+uint64_t Vfs::prefetch_budget_blocks() const {
+  const uint64_t bytes = std::min(opts_.prefetch_budget_bytes, opts_.memory_cache_size / 2);
+  return std::max<uint64_t>(1, bytes / meta_->format().block_size);
+}
+
+void Vfs::submit_prefetch(std::vector<BlockRef> blocks) {
+  for (const BlockRef& b : blocks) {
+    prefetch_queued_++;
+    downloads_->submit([this, b] {
+      prefetch_block(b);
+      std::lock_guard lk(prefetch_mu_);
+      if (--prefetch_queued_ == 0) prefetch_cv_.notify_all();
+    });
+  }
+}
+
+void Vfs::wait_prefetches() {
+  std::unique_lock lk(prefetch_mu_);
+  prefetch_cv_.wait(lk, [this] { return prefetch_queued_.load() == 0; });
+}
+
+void Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
+                              std::vector<BlockRef>& out) {
+  if (opts_.tensor_prefetch_bytes == 0) return;
+  const uint64_t version = layouts_version_.load();
+  if (h.layout_version != version) {
+    h.layout_version = version;
+    std::lock_guard lk(layouts_mu_);
+    auto it = layouts_.find(h.ino);
+    auto found = it != layouts_.end() && it->second.size == h.size &&
+                         it->second.mtime_ns == h.mtime_ns
+                     ? it->second.layout
+                     : nullptr;
+    if (found != h.layout) h.tensor_prefetched.clear();
+    h.layout = std::move(found);
+  }
+  if (!h.layout) return;
+  const TensorRange* t = h.layout->find(off);
+  if (t == nullptr) return;
+  const uint64_t cap = opts_.tensor_prefetch_bytes;
+  const uint64_t bs = meta_->format().block_size;
+  auto round_up = [bs](uint64_t x) { return (x + bs - 1) / bs * bs; };
+  uint64_t& done = h.tensor_prefetched[static_cast<size_t>(t - h.layout->tensors.data())];
+  const uint64_t target = std::min({t->end, off + cap, h.size});
+  // Whole blocks after the one under the read's end (the read loads that one itself);
+  // a tensor longer than cap moves on in steps of a quarter of cap.
+  const uint64_t from = std::max(round_up(std::min(off + len, target)), done);
+  if (from >= target || (target < t->end && target - done < cap / 4)) return;
+  const uint64_t queued = prefetch_queued_.load();
+  const uint64_t budget = prefetch_budget_blocks();
+  if (queued >= budget) {
+    stats_.prefetch_over_budget++;
+    return;
+  }
+  const uint64_t to = std::min(target, from + (budget - queued) * bs);
+  auto segs = segments_locked(h, from, to - from);
+  if (!segs.ok()) {
+    LOG_WARN("vfs: tensor readahead of inode {}: {}", h.ino, segs.status().ToString());
+    return;
+  }
+  walk(
+      *segs, from, to - from, bs, [](uint64_t, uint64_t) {},
+      [&](const BlockRef& r, uint32_t, uint64_t, uint64_t) {
+        if (out.empty() || !(out.back() == r)) out.push_back(r);
+      });
+  done = to;
+  stats_.tensor_prefetches++;
+}
+
+void Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf,
+                       size_t n) {
+  // Headers this large are valid but not worth their parse (a JSON tree many times the
+  // header's size): such files get sequential readahead only.
+  constexpr uint64_t kMaxParsedHeader = 16 << 20;
+  uint64_t size = 0;
+  int64_t mtime = 0;
+  {
+    std::lock_guard lk(h.mu);
+    if (h.sniffed || h.layout) return;
+    h.sniffed = true;
+    size = h.size;
+    mtime = h.mtime_ns;
+  }
+  auto hl = safetensors_header_len(std::string_view(buf, n), size, kMaxParsedHeader);
+  if (!hl) return;
+  {
+    std::lock_guard lk(layouts_mu_);
+    auto it = layouts_.find(h.ino);
+    if (it != layouts_.end() && it->second.size == size && it->second.mtime_ns == mtime) return;
+  }
+  std::string header(*hl, '\0');
+  const size_t have = std::min<uint64_t>(*hl, n - 8);
+  std::memcpy(header.data(), buf + 8, have);
+  for (size_t got = have; got < header.size();) {
+    auto r = read(ctx, h.ino, fh, 8 + got, header.data() + got, header.size() - got);
+    if (!r.ok() || *r == 0) return;  // the file changed or failed: no layout
+    got += *r;
+  }
+  LayoutEntry e{size, mtime, nullptr};
+  auto layout = parse_safetensors_header(header, size);
+  if (layout.ok()) {
+    stats_.safetensors_parsed++;
+    e.layout = std::make_shared<const TensorLayout>(std::move(layout).value());
+  } else {
+    LOG_DEBUG("vfs: inode {} is not a safetensors file: {}", h.ino, layout.status().ToString());
+  }
+  {
+    std::lock_guard lk(layouts_mu_);
+    // A volume of many model files keeps the newest layouts only.
+    constexpr size_t kMaxLayouts = 4096;
+    if (layouts_.size() >= kMaxLayouts) layouts_.clear();
+    layouts_[h.ino] = std::move(e);
+  }
+  layouts_version_++;
 }
 
 Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {

@@ -217,6 +217,7 @@ Result<uint64_t> Vfs::open(const Context& ctx, Ino ino, int flags) {
     return attr.status();
   }
   h->size = attr->size;
+  h->mtime_ns = attr->mtime_ns;
   if ((flags & O_TRUNC) && for_write && std::max(attr->size, pending_size(ino)) > 0) {
     meta::SetAttr req;
     req.mask = meta::kSetSize | meta::kSetMtimeNow;

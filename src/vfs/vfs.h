@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cache/block_cache.h"
@@ -46,6 +47,12 @@ struct VfsOptions {
   int upload_threads = 8;
   int download_threads = 8;
   int readahead_blocks = 8;                   // max blocks prefetched ahead of a stream
+  // Tensor-aware readahead (reader.cc, docs/read-path.md): a read inside a tensor of a
+  // safetensors file prefetches up to this many bytes of the rest of the tensor (0: off).
+  uint64_t tensor_prefetch_bytes = 256ull << 20;
+  // Bound on blocks queued or in flight for prefetch, in bytes (also at most half the
+  // memory cache), so prefetch cannot evict its own blocks or grow memory.
+  uint64_t prefetch_budget_bytes = 256ull << 20;
   int64_t flush_interval_ns = 5'000'000'000;  // buffered writes older than this are flushed
   int64_t heartbeat_interval_ns = 12'000'000'000;
   int64_t session_timeout_ns = 300'000'000'000;  // others' sessions older than this are stale
@@ -57,6 +64,12 @@ struct VfsStats {
   std::atomic<uint64_t> read_bytes{0}, write_bytes{0};
   std::atomic<uint64_t> object_gets{0}, object_get_bytes{0}, object_puts{0}, object_put_bytes{0};
   std::atomic<uint64_t> object_errors{0};
+  // Read path (reader.cc): blocks a prefetch fetched from the store, demand reads served
+  // by such a block, prefetched blocks gone from the cache unread, prefetches not
+  // queued because the budget was full, reads that prefetched the rest of a tensor,
+  // safetensors headers parsed.
+  std::atomic<uint64_t> prefetch_issued{0}, prefetch_hits{0}, prefetch_wasted{0};
+  std::atomic<uint64_t> prefetch_over_budget{0}, tensor_prefetches{0}, safetensors_parsed{0};
 };
 
 class FileWriter;  // internal.h
@@ -64,6 +77,7 @@ struct SliceBuffer;
 struct FileHandle;
 struct DirHandle;
 struct BlockRef;
+struct TensorLayout;
 using Segments = std::shared_ptr<const std::vector<meta::Segment>>;
 
 class Vfs {
@@ -81,6 +95,8 @@ class Vfs {
   cache::BlockCache& block_cache() { return *cache_; }
   // Bytes of writes buffered in memory and not yet committed, over all inodes.
   uint64_t buffered_bytes() const { return buffered_bytes_.load(); }
+  // Blocks until no prefetch is queued or running (tests; warmup).
+  void wait_prefetches();
 
   // ---- namespace: meta plus buffered-write awareness ----
   Result<Entry> lookup(const Context& ctx, Ino parent, std::string_view name);
@@ -180,6 +196,14 @@ class Vfs {
   Result<cache::Block> load_block(const BlockRef& b);
   void prefetch_block(const BlockRef& b);  // loads b into the cache unless cached
   Result<std::string> fetch_block(const std::string& key, uint32_t len);
+  // Tensor-aware readahead: appends to `out` the blocks of the rest of the tensor that
+  // holds off, if h's file has a known safetensors layout (see docs/read-path.md).
+  void tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len, std::vector<BlockRef>& out);
+  // After a read of [0, n) into buf: parses a safetensors header found there, for every
+  // handle of the inode.
+  void sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf, size_t n);
+  void submit_prefetch(std::vector<BlockRef> blocks);
+  uint64_t prefetch_budget_blocks() const;
 
   // background.cc
   void background_loop();
@@ -206,6 +230,24 @@ class Vfs {
   std::unordered_map<Ino, std::shared_ptr<FileWriter>> writers_;
 
   std::atomic<uint64_t> buffered_bytes_{0};
+
+  // Read path (reader.cc). layouts_ maps an inode to the safetensors layout parsed for
+  // one (size, mtime) of it; layouts_version_ moves on every change so handles look
+  // again. prefetched_ holds the keys of blocks prefetched and not yet read (bounded),
+  // for the hit and waste counters. prefetch_queued_ counts prefetches queued or running.
+  struct LayoutEntry {
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+    std::shared_ptr<const TensorLayout> layout;  // null: not a valid safetensors file
+  };
+  std::mutex layouts_mu_;  // guards layouts_
+  std::unordered_map<Ino, LayoutEntry> layouts_;
+  std::atomic<uint64_t> layouts_version_{1};
+  std::mutex prefetched_mu_;  // guards prefetched_
+  std::unordered_set<std::string> prefetched_;
+  std::mutex prefetch_mu_;  // with prefetch_cv_: signals prefetch_queued_ reaching 0
+  std::condition_variable prefetch_cv_;
+  std::atomic<uint64_t> prefetch_queued_{0};
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool stopping_ = false;

@@ -26,6 +26,8 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "cli/control.h"
+#include "cli/mount_metrics.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "fuse/fuse_server.h"
@@ -59,6 +61,7 @@ struct MountArgs {
   std::string tensor_prefetch = "256M";
   uint64_t tensor_prefetch_bytes = 0;
   std::string inject_faults;  // testing: a FaultStore spec
+  std::string metrics_addr;   // --metrics: serve Prometheus metrics here
 
   // Resolved by the checks before anything is served.
   std::string abs_meta_url;   // local paths made absolute
@@ -113,6 +116,22 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
            redact_url(a.abs_meta_url), redact_url(fmt.storage), meta->session_id(),
            info.hostname, info.pid);
 
+  // Statistics for `sluice stats` (the control socket) and --metrics.
+  metrics::Registry::Handle exported = register_mount_metrics(vfs);
+  MetricsServer metrics_server;
+  if (!a.metrics_addr.empty()) {
+    if (Status st = metrics_server.start(a.metrics_addr); !st.ok()) {
+      (void)vfs.stop();
+      return st;
+    }
+    LOG_INFO("serving metrics on http://{}/metrics", a.metrics_addr);
+  }
+  ControlServer control(vfs, fmt.name);
+  if (Status st = control.start(control_socket_path(a.abs_mountpoint)); !st.ok()) {
+    LOG_WARN("no control socket, so 'sluice stats' and 'sluice warmup' cannot reach this "
+             "mount: {}", st.message());
+  }
+
   fuse::FuseOptions fo;
   fo.mountpoint = a.abs_mountpoint;
   fo.entry_timeout = a.entry_timeout;
@@ -127,6 +146,8 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   fo.debug = a.log_level == "debug";
   Status served = fuse::run_fuse(vfs, fo, ready);
 
+  control.stop();
+  metrics_server.stop();
   Status stopped = vfs.stop();
   const vfs::VfsStats& st = vfs.stats();
   LOG_INFO("read path: object_gets {} object_get_bytes {} prefetch_issued {} prefetch_hits {} "
@@ -433,6 +454,9 @@ Command add_mount(CLI::App& app) {
                   "most 60 s in all) before the file operation fails with EIO")
       ->check(CLI::Range(0, 100))
       ->capture_default_str();
+  sub->add_option("--metrics", a->metrics_addr,
+                  "Serve metrics in the Prometheus text format at http://ADDR/metrics; ADDR "
+                  "is HOST:PORT, e.g. 127.0.0.1:9567 (off by default)");
   // Testing only, so not in --help: see docs/object-store.md.
   sub->add_option("--inject-faults", a->inject_faults, "Object store fault injection spec")
       ->envname("SLUICE_INJECT_FAULTS")

@@ -28,14 +28,20 @@ Status Engine::read(const TxnFn& fn) { return drive(fn, true); }
 Status Engine::drive(const TxnFn& fn, bool read_only) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   int64_t backoff = retry_.base_backoff_us;
+  (read_only ? stats_.reads : stats_.transactions).fetch_add(1, std::memory_order_relaxed);
   Status st;
   for (int i = 0; i < retry_.max_attempts; i++) {
     st = attempt(fn, read_only);
-    if (!st.retryable()) return st;
+    if (!st.retryable()) {
+      if (!st.ok()) stats_.failures.fetch_add(1, std::memory_order_relaxed);
+      return st;
+    }
+    stats_.retries.fetch_add(1, std::memory_order_relaxed);
     std::uniform_int_distribution<int64_t> jitter(backoff / 2, backoff);
     std::this_thread::sleep_for(std::chrono::microseconds(jitter(rng)));
     backoff = std::min(backoff * 2, retry_.max_backoff_us);
   }
+  stats_.failures.fetch_add(1, std::memory_order_relaxed);
   return st;
 }
 

@@ -9,6 +9,7 @@
 // must not have side effects outside the Txn other than assigning its outputs.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -55,6 +56,12 @@ struct RetryOptions {
   int64_t max_backoff_us = 100'000;
 };
 
+// Counted by the driver, for metrics: one per transact()/read() call, plus the attempts
+// that were retried and the calls that failed.
+struct EngineStats {
+  std::atomic<uint64_t> transactions{0}, reads{0}, retries{0}, failures{0};
+};
+
 // Thread-safe: any number of threads may call transact()/read() at once.
 class Engine {
  public:
@@ -68,6 +75,7 @@ class Engine {
   Status read(const TxnFn& fn);
 
   void set_retry_options(RetryOptions o) { retry_ = o; }
+  const EngineStats& stats() const { return stats_; }
   // The URL it was opened with, credentials removed.
   virtual std::string describe() const = 0;
 
@@ -79,6 +87,7 @@ class Engine {
  private:
   Status drive(const TxnFn& fn, bool read_only);
   RetryOptions retry_;
+  EngineStats stats_;
 };
 
 // Opens an engine by URL. Unknown schemes fail with a one-line kInvalid message that

@@ -166,6 +166,7 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
       std::memcpy(pc.dst, data.data() + pc.off, pc.len);
     }
   }
+  stats_.read_ops++;
   stats_.read_bytes += n;
   if (off == 0 && opts_.tensor_prefetch_bytes > 0) sniff_layout(ctx, *h, fh, buf, n);
   return static_cast<size_t>(n);

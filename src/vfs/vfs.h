@@ -61,6 +61,7 @@ struct VfsOptions {
 };
 
 struct VfsStats {
+  std::atomic<uint64_t> read_ops{0}, write_ops{0};  // read() and write() calls
   std::atomic<uint64_t> read_bytes{0}, write_bytes{0};
   std::atomic<uint64_t> object_gets{0}, object_get_bytes{0}, object_puts{0}, object_put_bytes{0};
   std::atomic<uint64_t> object_errors{0};
@@ -70,6 +71,19 @@ struct VfsStats {
   // safetensors headers parsed.
   std::atomic<uint64_t> prefetch_issued{0}, prefetch_hits{0}, prefetch_wasted{0};
   std::atomic<uint64_t> prefetch_over_budget{0}, tensor_prefetches{0}, safetensors_parsed{0};
+};
+
+// What Vfs::warmup does to each block: load it into the cache (from the store when
+// missing), drop it from every cache tier, or count whether it is cached.
+enum class WarmupMode { kFill, kEvict, kCheck };
+
+// Progress of one warmup, readable from other threads while it runs. The totals are set
+// while files are listed, before the blocks are worked on.
+struct WarmupProgress {
+  std::atomic<uint64_t> total_files{0}, total_blocks{0}, total_bytes{0};
+  std::atomic<uint64_t> files{0}, blocks{0}, bytes{0};  // done
+  std::atomic<uint64_t> cached_bytes{0};                // kCheck: bytes found cached
+  std::atomic<uint64_t> errors{0};
 };
 
 class FileWriter;  // internal.h
@@ -158,6 +172,14 @@ class Vfs {
 
   // Flushes all buffered writes of every inode (used by stop and tests).
   Status flush_all();
+
+  // warmup.cc: runs `mode` over every data block of the regular files `inodes` (others
+  // are skipped), `threads` blocks at a time, updating `progress`. Stops early with
+  // kInterrupted once `cancel` is set. A block or file that fails is counted in
+  // progress.errors and the rest goes on; the first error is returned at the end.
+  // Covers committed data only (buffered writes are not in the store yet).
+  Status warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
+                WarmupProgress& progress, const std::atomic<bool>& cancel);
 
  private:
   // vfs.cc

@@ -85,6 +85,7 @@ Result<size_t> Vfs::write(const Context& ctx, Ino ino, uint64_t fh, uint64_t off
       done += n;
     }
   }
+  stats_.write_ops++;
   stats_.write_bytes += size;
   return size;
 }

@@ -1,0 +1,129 @@
+// The mount's metrics collector and the Prometheus HTTP endpoint (cpp-httplib, Debian's
+// libcpp-httplib-dev, header-only).
+#include "cli/mount_metrics.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <httplib.h>
+
+#include "common/clock.h"
+
+namespace sluice::cli {
+
+namespace {
+
+using metrics::Kind;
+using metrics::Sample;
+
+uint64_t resident_bytes() {
+  std::ifstream f("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
+  const int64_t started = now_ns();
+  return metrics::Registry::global().add_collector([&vfs, started](std::vector<Sample>& out) {
+    auto c = [&out](const char* name, const char* help, uint64_t v) {
+      out.push_back({name, help, Kind::kCounter, static_cast<double>(v)});
+    };
+    auto g = [&out](const char* name, const char* help, double v) {
+      out.push_back({name, help, Kind::kGauge, v});
+    };
+    const vfs::VfsStats& s = vfs.stats();
+    c("sluice_read_total", "read() calls served", s.read_ops.load());
+    c("sluice_read_bytes_total", "bytes returned by read()", s.read_bytes.load());
+    c("sluice_write_total", "write() calls served", s.write_ops.load());
+    c("sluice_write_bytes_total", "bytes accepted by write()", s.write_bytes.load());
+    c("sluice_object_get_total", "object store GET requests", s.object_gets.load());
+    c("sluice_object_get_bytes_total", "bytes fetched from the object store",
+      s.object_get_bytes.load());
+    c("sluice_object_put_total", "object store PUT requests", s.object_puts.load());
+    c("sluice_object_put_bytes_total", "bytes uploaded to the object store",
+      s.object_put_bytes.load());
+    c("sluice_object_errors_total", "object store requests that failed or returned bad data",
+      s.object_errors.load());
+    const cache::CacheStats cs = vfs.block_cache().stats();
+    c("sluice_cache_hits_total", "block reads served by the block cache", cs.hits);
+    c("sluice_cache_misses_total", "block reads the block cache had to load", cs.misses);
+    c("sluice_cache_shared_total", "block misses that waited for a load already running",
+      cs.shared);
+    c("sluice_cache_evictions_total", "blocks evicted from the block cache", cs.evictions);
+    g("sluice_cache_bytes", "bytes held by the block cache", static_cast<double>(cs.bytes));
+    g("sluice_cache_blocks", "blocks held by the block cache", static_cast<double>(cs.blocks));
+    g("sluice_buffered_bytes", "bytes of writes buffered and not yet committed",
+      static_cast<double>(vfs.buffered_bytes()));
+    const kv::EngineStats& e = vfs.meta().engine().stats();
+    c("sluice_meta_txn_total{kind=\"write\"}", "metadata transactions", e.transactions.load());
+    c("sluice_meta_txn_total{kind=\"read\"}", "metadata transactions", e.reads.load());
+    c("sluice_meta_txn_retries_total", "metadata transaction attempts retried (conflicts, "
+      "unavailable engine)", e.retries.load());
+    c("sluice_meta_txn_errors_total", "metadata transactions that returned an error (not "
+      "found included)", e.failures.load());
+    g("sluice_process_resident_bytes", "resident memory of the mount process",
+      static_cast<double>(resident_bytes()));
+    g("sluice_uptime_seconds", "seconds since the mount started",
+      static_cast<double>(now_ns() - started) / 1e9);
+  });
+}
+
+struct MetricsServer::Impl {
+  httplib::Server server;
+  std::thread thread;
+};
+
+MetricsServer::MetricsServer() : impl_(std::make_unique<Impl>()) {}
+MetricsServer::~MetricsServer() { stop(); }
+
+Status MetricsServer::start(const std::string& addr) {
+  const size_t colon = addr.rfind(':');
+  std::string host = colon == std::string::npos ? "" : addr.substr(0, colon);
+  const std::string port_text = colon == std::string::npos ? addr : addr.substr(colon + 1);
+  if (host.empty()) host = "127.0.0.1";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  char* end = nullptr;
+  long port = std::strtol(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || port < 0 || port > 65535) {
+    return Status(Code::kInvalid, "invalid --metrics address '" + addr + "' (expected HOST:PORT)");
+  }
+  // cpp-httplib's default sets SO_REUSEPORT, which would let two mounts share a port
+  // silently; SO_REUSEADDR alone still refuses a port in use.
+  impl_->server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  impl_->server.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics::prometheus_text(metrics::Registry::global().collect()),
+                    "text/plain; version=0.0.4; charset=utf-8");
+  });
+  impl_->server.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("Sluice metrics: /metrics\n", "text/plain");
+  });
+  if (port == 0) {
+    port_ = impl_->server.bind_to_any_port(host);
+  } else {
+    port_ = impl_->server.bind_to_port(host, static_cast<int>(port)) ? static_cast<int>(port) : -1;
+  }
+  if (port_ <= 0) {
+    return Status(Code::kInvalid, "cannot serve metrics on " + addr +
+                                      ": the address is in use or not local");
+  }
+  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  return Status::OK();
+}
+
+void MetricsServer::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->server.stop();
+  impl_->thread.join();
+}
+
+}  // namespace sluice::cli

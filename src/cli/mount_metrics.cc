@@ -49,6 +49,16 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
       s.object_put_bytes.load());
     c("sluice_object_errors_total", "object store requests that failed or returned bad data",
       s.object_errors.load());
+    c("sluice_prefetch_issued_total", "blocks a prefetch fetched from the object store",
+      s.prefetch_issued.load());
+    c("sluice_prefetch_hits_total", "reads served by a prefetched block", s.prefetch_hits.load());
+    c("sluice_prefetch_wasted_total", "prefetched blocks evicted unread (approximate)",
+      s.prefetch_wasted.load());
+    c("sluice_prefetch_over_budget_total", "prefetches skipped because the budget was full",
+      s.prefetch_over_budget.load());
+    c("sluice_tensor_prefetches_total", "reads that prefetched the rest of a safetensors tensor",
+      s.tensor_prefetches.load());
+    c("sluice_safetensors_parsed_total", "safetensors headers parsed", s.safetensors_parsed.load());
     const cache::CacheStats cs = vfs.block_cache().stats();
     c("sluice_cache_hits_total", "block reads served by the block cache", cs.hits);
     c("sluice_cache_misses_total", "block reads the block cache had to load", cs.misses);

@@ -219,10 +219,21 @@ class MountFixture : public TempDirTest {
     std::string log = mountpoint + ".log";
     std::vector<std::string> args = {"mount", meta_url, mountpoint, "--log", log};
     args.insert(args.end(), extra.begin(), extra.end());
+    add_cache_dir(args);
     CliResult r = cli(args);
     ASSERT_EQ(r.code, 0) << r.err << "\nlog:\n" << read_file(log);
     ASSERT_TRUE(is_mounted(mountpoint));
     extra_mounts_.push_back(mountpoint);
+  }
+
+  // Mounts keep their disk cache in the test's directory (<tmp>/cache), never in the
+  // default /var/cache/sluice, unless the test passes its own --cache-dir.
+  void add_cache_dir(std::vector<std::string>& args) const {
+    for (const std::string& a : args) {
+      if (a == "--cache-dir") return;
+    }
+    args.push_back("--cache-dir");
+    args.push_back(path("cache"));
   }
 
   // Unmounts a mount made by MountAt (sluice umount, else lazily). Safe to call twice.
@@ -238,6 +249,7 @@ class MountFixture : public TempDirTest {
   void Mount(const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {"mount", meta_url_, mnt_, "--log", path("sluice.log")};
     args.insert(args.end(), extra.begin(), extra.end());
+    add_cache_dir(args);
     CliResult r = cli(args);
     ASSERT_EQ(r.code, 0) << r.err << "\nlog:\n" << read_file(path("sluice.log"));
     ASSERT_TRUE(is_mounted(mnt_));

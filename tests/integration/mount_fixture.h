@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -226,14 +227,20 @@ class MountFixture : public TempDirTest {
     extra_mounts_.push_back(mountpoint);
   }
 
-  // Mounts keep their disk cache in the test's directory (<tmp>/cache), never in the
-  // default /var/cache/sluice, unless the test passes its own --cache-dir.
+  // Mounts run without the disk cache (--cache-size 0), so that a remount reads from the
+  // store as the tests intend, and nothing is written to the default /var/cache/sluice.
+  // A test that passes --cache-dir or --cache-size decides itself; with
+  // SLUICE_TEST_DISK_CACHE=1 every mount caches in <tmp>/cache.
   void add_cache_dir(std::vector<std::string>& args) const {
     for (const std::string& a : args) {
-      if (a == "--cache-dir") return;
+      if (a == "--cache-dir" || a == "--cache-size") return;
     }
-    args.push_back("--cache-dir");
-    args.push_back(path("cache"));
+    const char* env = std::getenv("SLUICE_TEST_DISK_CACHE");
+    if (env != nullptr && std::string(env) == "1") {
+      args.insert(args.end(), {"--cache-dir", path("cache")});
+    } else {
+      args.insert(args.end(), {"--cache-size", "0"});
+    }
   }
 
   // Unmounts a mount made by MountAt (sluice umount, else lazily). Safe to call twice.

@@ -29,6 +29,11 @@ std::vector<fs::path> files_under(const std::string& dir) {
 
 class DiskCacheMount : public MountFixture {
  protected:
+  std::vector<std::string> MountOptions() const override { return {"--cache-dir", path("cache")}; }
+  void Mount(std::vector<std::string> extra = {}) {
+    extra.insert(extra.end(), {"--cache-dir", path("cache")});
+    MountFixture::Mount(extra);
+  }
   bool file_store() const { return storage_url_.rfind("file://", 0) == 0; }
   std::string objects_dir() const { return storage_url_.substr(7); }
 };

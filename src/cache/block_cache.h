@@ -31,6 +31,22 @@ struct CacheStats {
   uint64_t evictions = 0;
   uint64_t bytes = 0;       // currently cached
   uint64_t blocks = 0;
+
+  // The disk tier (TieredCache); zero without one. disk_* fields as in DiskCacheStats.
+  uint64_t disk_hits = 0;
+  uint64_t disk_misses = 0;
+  uint64_t disk_hit_bytes = 0;
+  uint64_t disk_written_blocks = 0;
+  uint64_t disk_written_bytes = 0;
+  uint64_t disk_evictions = 0;
+  uint64_t disk_bytes = 0;
+  uint64_t disk_blocks = 0;
+  uint64_t disk_write_errors = 0;
+  uint64_t disk_corrupt = 0;
+  uint64_t disk_dir_errors = 0;
+  uint64_t disk_skipped_full = 0;
+  uint64_t disk_dropped = 0;  // writes dropped because the write queue was full
+  uint64_t disk_pending_bytes = 0;  // queued for writing
 };
 
 class BlockCache {
@@ -60,6 +76,8 @@ class MemoryCache : public BlockCache {
   Block peek(const std::string& key) override;
   bool contains(const std::string& key) override;
   void put(const std::string& key, std::string data) override;
+  // put() of a block the caller shares (a tier above also keeps it).
+  void put_block(const std::string& key, Block block);
   void erase(const std::string& key) override;
   CacheStats stats() const override;
 

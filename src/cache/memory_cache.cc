@@ -73,6 +73,11 @@ void MemoryCache::put(const std::string& key, std::string data) {
   insert_locked(key, std::move(block));
 }
 
+void MemoryCache::put_block(const std::string& key, Block block) {
+  std::lock_guard lk(mu_);
+  insert_locked(key, std::move(block));
+}
+
 void MemoryCache::erase(const std::string& key) {
   std::lock_guard lk(mu_);
   if (auto it = items_.find(key); it != items_.end()) remove_locked(it);

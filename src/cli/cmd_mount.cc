@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -52,7 +53,9 @@ struct MountArgs {
   std::string log_file;
   std::string log_level = "info";
   double entry_timeout = 1, attr_timeout = 1, dir_entry_timeout = 1;
-  std::string buffer_size = "300M", cache_size = "512M", max_readahead = "0";
+  std::string buffer_size = "300M", cache_size = "100G", max_readahead = "0";
+  std::string cache_dir;  // ':'-separated; empty: the default for this user
+  double free_space_ratio = 0.1;
   bool allow_other = false, read_only = false, writeback = false, nonempty = false;
   int max_threads = 16;
   std::string upload_limit = "0", download_limit = "0";
@@ -67,6 +70,7 @@ struct MountArgs {
   std::string abs_meta_url;   // local paths made absolute
   std::string abs_mountpoint;  // realpath
   uint64_t buffer_bytes = 0, cache_bytes = 0, readahead_bytes = 0;
+  std::vector<std::string> cache_dirs;  // absolute, each with the volume UUID appended
   object::StoreOptions store_opts;
 };
 
@@ -97,8 +101,17 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   if (!a.inject_faults.empty()) LOG_WARN("injecting object store faults: {}", a.inject_faults);
 
   vfs::VfsOptions vo;
-  vo.buffer_size = a.buffer_bytes;
-  vo.memory_cache_size = a.cache_bytes;
+  vo.cache_dirs = a.cache_dirs;
+  vo.cache_size = a.cache_bytes;
+  vo.free_space_ratio = a.free_space_ratio;
+  vo.set_memory_budget(a.buffer_bytes);
+  LOG_INFO("memory: {} MiB write buffers, {} MiB memory cache, {} MiB disk write queue; "
+           "disk cache: {}", vo.buffer_size >> 20, vo.memory_cache_size >> 20,
+           vo.disk_write_queue >> 20,
+           vo.disk_cache_enabled()
+               ? fmt::format("{} GiB in {}", double(vo.cache_size) / double(1ull << 30),
+                             fmt::join(vo.cache_dirs, ", "))
+               : std::string("off"));
   vo.read_only = a.read_only;
   vo.readahead_blocks = a.prefetch;
   vo.download_threads = std::max(vo.download_threads, a.prefetch);
@@ -334,6 +347,36 @@ Status run_background(const MountArgs& a, const meta::Format& fmt, const std::st
   return Status(Code::kIO, report);
 }
 
+// The cache directories of --cache-dir (or the default one), made absolute, each with
+// the volume UUID appended so that several volumes can share a directory.
+Result<std::vector<std::string>> resolve_cache_dirs(const std::string& spec,
+                                                    const std::string& uuid) {
+  std::vector<std::string> dirs;
+  std::string list = spec;
+  if (list.empty()) {
+    const char* home = getenv("HOME");
+    list = geteuid() == 0 || home == nullptr ? "/var/cache/sluice"
+                                             : std::string(home) + "/.cache/sluice";
+  }
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(':', start);
+    if (end == std::string::npos) end = list.size();
+    std::string d = list.substr(start, end - start);
+    start = end + 1;
+    if (d.empty()) continue;
+    if (d[0] != '/') {
+      char cwd[PATH_MAX];
+      if (getcwd(cwd, sizeof cwd) == nullptr) return errno_error(errno, "getcwd");
+      d = std::string(cwd) + "/" + d;
+    }
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    dirs.push_back(d + "/" + uuid);
+  }
+  if (dirs.empty()) return Status(Code::kInvalid, "--cache-dir names no directory");
+  return dirs;
+}
+
 Status run_mount(MountArgs& a) {
   ASSIGN_OR_RETURN(a.buffer_bytes, parse_size(a.buffer_size, "--buffer-size"));
   ASSIGN_OR_RETURN(a.cache_bytes, parse_size(a.cache_size, "--cache-size"));
@@ -349,6 +392,9 @@ Status run_mount(MountArgs& a) {
   a.abs_meta_url = absolute_url(a.meta_url);
   ASSIGN_OR_RETURN(meta::Format fmt, check_volume(a.abs_meta_url));
   ASSIGN_OR_RETURN(a.abs_mountpoint, check_mountpoint(a.mountpoint, a.nonempty));
+  if (a.cache_bytes > 0) {
+    ASSIGN_OR_RETURN(a.cache_dirs, resolve_cache_dirs(a.cache_dir, fmt.uuid));
+  }
   if (a.foreground) {
     std::string log_file;
     if (!a.log_file.empty()) {
@@ -383,7 +429,7 @@ Command add_mount(CLI::App& app) {
       "Sizes take an optional binary unit suffix: K, M, G, T.",
       "  sluice mount sqlite3:///var/lib/sluice/models.db /mnt/models\n"
       "  sluice mount sqlite3://models.db /mnt/models --foreground --log-level debug\n"
-      "  sluice mount sqlite3://models.db /mnt/models --cache-size 4G --max-readahead 16M");
+      "  sluice mount sqlite3://models.db /mnt/models --cache-dir /nvme/cache --cache-size 200G");
   sub->add_option("META_URL", a->meta_url, "Metadata engine URL of a formatted volume")
       ->required();
   sub->add_option("MOUNTPOINT", a->mountpoint, "Existing empty directory to mount on")
@@ -410,10 +456,23 @@ Command add_mount(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_option("--buffer-size", a->buffer_size,
-                  "Memory for buffered writes of all open files; writers wait when it is full")
+                  "Memory for data: write buffers, the memory block cache and blocks queued "
+                  "for the disk cache (with a disk cache 5/8, 1/4 and 1/8 of it; without, "
+                  "half for writes, half for the cache). Writers wait when their share is full")
       ->capture_default_str();
+  sub->add_option("--cache-dir", a->cache_dir,
+                  "Directories for the disk block cache, separated by ':' (blocks are spread "
+                  "over them; each gets a subdirectory named after the volume UUID). "
+                  "Default: /var/cache/sluice as root, else ~/.cache/sluice");
   sub->add_option("--cache-size", a->cache_size,
-                  "Memory for cached data blocks (read cache)")
+                  "Disk space for cached data blocks over all --cache-dir directories; "
+                  "least recently used blocks are evicted beyond it. 0 disables the disk "
+                  "cache")
+      ->capture_default_str();
+  sub->add_option("--free-space-ratio", a->free_space_ratio,
+                  "Keep at least this fraction of each cache directory's file system free, "
+                  "evicting cached blocks to do so")
+      ->check(CLI::Range(0.0, 0.99))
       ->capture_default_str();
   sub->add_option("--max-readahead", a->max_readahead,
                   "Kernel read-ahead per file (raising it past the kernel default needs "

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "cache/tiered_cache.h"
 #include "common/logging.h"
 #include "vfs/internal.h"
 
@@ -19,13 +20,44 @@ namespace {
 constexpr uint32_t kHandleSetAttrBits =
     meta::kSetSize | meta::kSetMtimeNow | meta::kSetCtime | meta::kKillSuid;
 
+// The memory tier alone, or memory over disk when the options ask for a disk cache and
+// one of its directories works.
+std::unique_ptr<cache::BlockCache> make_block_cache(const VfsOptions& o) {
+  if (!o.disk_cache_enabled()) return std::make_unique<cache::MemoryCache>(o.memory_cache_size);
+  cache::DiskCacheOptions d;
+  d.dirs = o.cache_dirs;
+  d.capacity = o.cache_size;
+  d.free_ratio = o.free_space_ratio;
+  auto disk = cache::DiskCache::open(std::move(d));
+  if (!disk.ok()) {
+    LOG_WARN("vfs: running without a disk cache: {}", disk.status().ToString());
+    return std::make_unique<cache::MemoryCache>(o.memory_cache_size);
+  }
+  cache::TieredCacheOptions t;
+  t.memory_capacity = o.memory_cache_size;
+  t.max_pending_bytes = o.disk_write_queue;
+  t.cache_writes = o.cache_writes;
+  return std::make_unique<cache::TieredCache>(t, std::move(disk).value());
+}
+
 }  // namespace
+
+void VfsOptions::set_memory_budget(uint64_t total) {
+  if (disk_cache_enabled()) {
+    memory_cache_size = total / 4;
+    disk_write_queue = total / 8;
+  } else {
+    memory_cache_size = total / 2;
+    disk_write_queue = 0;
+  }
+  buffer_size = total - memory_cache_size - disk_write_queue;
+}
 
 Vfs::Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store, VfsOptions opts)
     : meta_(std::move(meta)),
       store_(std::move(store)),
       opts_(opts),
-      cache_(std::make_unique<cache::MemoryCache>(opts.memory_cache_size)),
+      cache_(make_block_cache(opts)),
       uploads_(std::make_unique<ThreadPool>(std::max(1, opts.upload_threads))),
       downloads_(std::make_unique<ThreadPool>(std::max(1, opts.download_threads))) {
   const meta::Format& fmt = meta_->format();

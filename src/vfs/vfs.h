@@ -58,6 +58,20 @@ struct VfsOptions {
   int64_t session_timeout_ns = 300'000'000'000;  // others' sessions older than this are stale
   bool read_only = false;
   bool background_jobs = true;  // heartbeat, stale-session and deleted-data cleanup
+
+  // Disk cache tier (docs/cache.md): used when cache_dirs is set and cache_size > 0. If
+  // no directory is usable, the vfs runs with the memory cache alone (and logs it).
+  std::vector<std::string> cache_dirs;
+  uint64_t cache_size = 0;          // bytes over all cache_dirs
+  double free_space_ratio = 0.1;    // keep this fraction of each cache file system free
+  uint64_t disk_write_queue = 64ull << 20;  // blocks waiting to be written to disk
+  bool cache_writes = true;         // written blocks go to the disk cache too
+
+  bool disk_cache_enabled() const { return !cache_dirs.empty() && cache_size > 0; }
+  // Splits one memory budget (--buffer-size) between write buffers (buffer_size), the
+  // memory cache and the disk write queue; see docs/cache.md. Call after the cache_*
+  // fields are set.
+  void set_memory_budget(uint64_t total);
 };
 
 struct VfsStats {

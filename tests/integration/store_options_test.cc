@@ -15,7 +15,7 @@ class FaultyMount : public MountFixture {
   std::vector<std::string> MountOptions() const override {
     return {"--inject-faults", "error_rate=0.1,truncate_rate=0.05,seed=1,down_file=" + down(),
             "--upload-limit", "256M", "--download-limit", "256M", "--max-uploads", "4",
-            "--io-retries", "6"};
+            "--io-retries", "6", "--cache-size", "0"};  // reads must reach the store
   }
   std::string down() const { return dir_ + "/store-down"; }
   void Remount() {

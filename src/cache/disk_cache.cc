@@ -1,0 +1,472 @@
+// DiskCache: block files with a verifying trailer, per-directory LRU indexes, eviction by
+// capacity and free space, and the background scan that rebuilds the index. See
+// disk_cache.h for the file format and the failure rules.
+#include "cache/disk_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <tuple>
+
+#include "common/clock.h"
+#include "common/encoding.h"
+#include "common/hash.h"
+#include "common/logging.h"
+
+namespace sluice::cache {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint32_t kMagic = 0x534c4342;  // "SLCB"
+constexpr size_t kFooter = 4 + 8 + 8 + 4;  // key_len, data_len, checksum, magic
+constexpr int64_t kLogEveryNs = 10'000'000'000;
+constexpr const char* kTmpPrefix = ".tmp-";
+
+// Keys contain '/': escape it, '%' and a leading '.', so a key is one file name that can
+// be mapped back, and never looks like a temporary file.
+std::string escape(const std::string& key) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (size_t i = 0; i < key.size(); i++) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    if (c == '/' || c == '%' || (c == '.' && i == 0) || c < 0x20) {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> unescape(const std::string& name) {
+  std::string out;
+  for (size_t i = 0; i < name.size(); i++) {
+    if (name[i] != '%') {
+      out += name[i];
+      continue;
+    }
+    if (i + 2 >= name.size()) return std::nullopt;
+    unsigned v = 0;
+    for (int k = 1; k <= 2; k++) {
+      const char h = name[i + k];
+      v <<= 4;
+      if (h >= '0' && h <= '9') {
+        v |= unsigned(h - '0');
+      } else if (h >= 'A' && h <= 'F') {
+        v |= unsigned(h - 'A' + 10);
+      } else {
+        return std::nullopt;
+      }
+    }
+    out += static_cast<char>(v);
+    i += 2;
+  }
+  return out;
+}
+
+std::string footer(const std::string& key, std::string_view data) {
+  std::string t = key;
+  put_u32(t, static_cast<uint32_t>(key.size()));
+  put_u64(t, data.size());
+  put_u64(t, checksum64(data));
+  put_u32(t, kMagic);
+  return t;
+}
+
+// Reads the whole file at fd (size bytes).
+bool read_all(int fd, char* buf, size_t size) {
+  size_t got = 0;
+  while (got < size) {
+    ssize_t r = pread(fd, buf + got, size - got, static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool write_all(int fd, std::string_view a, std::string_view b) {
+  iovec iov[2] = {{const_cast<char*>(a.data()), a.size()}, {const_cast<char*>(b.data()), b.size()}};
+  size_t total = a.size() + b.size(), done = 0;
+  while (done < total) {
+    iovec v[2];
+    int n = 0;
+    size_t skip = done;
+    for (auto& x : iov) {
+      if (skip >= x.iov_len) {
+        skip -= x.iov_len;
+        continue;
+      }
+      v[n++] = {static_cast<char*>(x.iov_base) + skip, x.iov_len - skip};
+      skip = 0;
+    }
+    ssize_t w = writev(fd, v, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    done += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DiskCache>> DiskCache::open(DiskCacheOptions opts) {
+  if (opts.dirs.empty()) return Status(Code::kInvalid, "disk cache: no directory");
+  std::unique_ptr<DiskCache> c(new DiskCache(std::move(opts)));
+  size_t usable = 0;
+  for (Dir& d : c->dirs_) {
+    std::error_code ec;
+    fs::create_directories(d.path, ec);
+    if (!ec && access(d.path.c_str(), W_OK | X_OK) == 0) {
+      usable++;
+    } else {
+      LOG_WARN("disk cache: directory {} is not usable: {}", d.path,
+               ec ? ec.message() : std::strerror(errno));
+    }
+  }
+  if (usable == 0) {
+    return Status(Code::kIO, "disk cache: no usable directory among " + c->dirs_[0].path +
+                                 (c->dirs_.size() > 1 ? " ..." : ""));
+  }
+  DiskCache* self = c.get();
+  c->scanner_ = std::thread([self] { self->scan(); });
+  return c;
+}
+
+DiskCache::DiskCache(DiskCacheOptions opts) : opts_(std::move(opts)) {
+  dirs_.resize(opts_.dirs.size());
+  for (size_t i = 0; i < dirs_.size(); i++) {
+    dirs_[i].path = opts_.dirs[i];
+    dirs_[i].capacity = opts_.capacity / dirs_.size();
+  }
+}
+
+DiskCache::~DiskCache() {
+  stopping_ = true;
+  if (scanner_.joinable()) scanner_.join();
+}
+
+void DiskCache::wait_scan() {
+  while (!scan_done_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+size_t DiskCache::dir_of(const std::string& key) const {
+  // Rendezvous hashing: the directory whose (dir, key) hash is highest.
+  size_t best = 0;
+  uint64_t best_h = 0;
+  for (size_t i = 0; i < dirs_.size(); i++) {
+    uint64_t h = checksum64(dirs_[i].path + '\0' + key);
+    if (i == 0 || h > best_h) {
+      best = i;
+      best_h = h;
+    }
+  }
+  return best;
+}
+
+std::string DiskCache::file_path(size_t d, const std::string& key) const {
+  char sub[4];
+  std::snprintf(sub, sizeof sub, "%02x", static_cast<unsigned>(checksum64(key) & 0xff));
+  return dirs_[d].path + "/" + sub + "/" + escape(key);
+}
+
+std::string DiskCache::path_of(const std::string& key) const { return file_path(dir_of(key), key); }
+
+Result<FsSpace> DiskCache::space(const std::string& dir) const {
+  if (opts_.statfs) return opts_.statfs(dir);
+  struct statvfs sv {};
+  if (statvfs(dir.c_str(), &sv) != 0) {
+    return Status(Code::kIO, "statvfs " + dir + ": " + std::strerror(errno));
+  }
+  return FsSpace{uint64_t(sv.f_blocks) * sv.f_frsize, uint64_t(sv.f_bavail) * sv.f_frsize};
+}
+
+void DiskCache::log_event(LogKind kind, const std::string& msg) {
+  uint64_t suppressed = 0;
+  {
+    std::lock_guard lk(log_mu_);
+    const int64_t now = mono_ns();
+    if (last_log_[kind] != 0 && now - last_log_[kind] < kLogEveryNs) {
+      suppressed_[kind]++;
+      return;
+    }
+    last_log_[kind] = now;
+    suppressed = std::exchange(suppressed_[kind], 0);
+  }
+  if (suppressed > 0) {
+    LOG_WARN("disk cache: {} ({} similar events not logged)", msg, suppressed);
+  } else {
+    LOG_WARN("disk cache: {}", msg);
+  }
+}
+
+void DiskCache::insert_locked(Dir& d, const std::string& key, uint64_t size) {
+  remove_locked(d, key);
+  d.lru.push_front(key);
+  d.index.emplace(key, Entry{size, d.lru.begin()});
+  d.bytes += size;
+  stats_.bytes += size;
+  stats_.blocks++;
+}
+
+void DiskCache::remove_locked(Dir& d, const std::string& key) {
+  auto it = d.index.find(key);
+  if (it == d.index.end()) return;
+  d.bytes -= it->second.size;
+  stats_.bytes -= it->second.size;
+  stats_.blocks--;
+  d.lru.erase(it->second.lru_pos);
+  d.index.erase(it);
+}
+
+bool DiskCache::make_room_locked(Dir& d, uint64_t incoming, std::vector<std::string>* doomed) {
+  auto evict_one = [&] {
+    const std::string key = d.lru.back();
+    doomed->push_back(key);
+    const uint64_t size = d.index.at(key).size;
+    remove_locked(d, key);
+    stats_.evictions++;
+    return size;
+  };
+  while (d.bytes + incoming > d.capacity && !d.lru.empty()) evict_one();
+  if (d.bytes + incoming > d.capacity) return false;
+  if (opts_.free_ratio <= 0 && !d.low_space) return true;  // low_space: after an ENOSPC
+
+  const int64_t now = mono_ns();
+  if (d.last_space_check == 0 || now - d.last_space_check >= opts_.space_check_interval_ns) {
+    d.last_space_check = now;
+    auto sp = space(d.path);
+    if (!sp.ok()) return true;  // the write itself will tell whether the dir works
+    const auto keep = static_cast<uint64_t>(opts_.free_ratio * double(sp->total));
+    uint64_t avail = sp->avail;
+    // Free space counts the files evicted now, whose unlinks come after this returns.
+    while (avail < keep + incoming && !d.lru.empty()) avail += evict_one();
+    d.low_space = avail < keep + incoming;
+  }
+  return !d.low_space;
+}
+
+std::optional<std::string> DiskCache::get(const std::string& key) {
+  const size_t di = dir_of(key);
+  Dir& d = dirs_[di];
+  bool indexed;
+  {
+    std::lock_guard lk(mu_);
+    auto it = d.index.find(key);
+    indexed = it != d.index.end();
+    if (indexed) d.lru.splice(d.lru.begin(), d.lru, it->second.lru_pos);
+    if (!indexed && scan_done_.load()) {
+      stats_.misses++;
+      return std::nullopt;
+    }
+  }
+  const std::string path = file_path(di, key);
+  auto miss = [&](bool drop) -> std::optional<std::string> {
+    std::lock_guard lk(mu_);
+    if (drop) remove_locked(d, key);
+    stats_.misses++;
+    return std::nullopt;
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (indexed) {
+      struct stat st {};
+      if (::stat(d.path.c_str(), &st) != 0) {
+        {
+          std::lock_guard lk(mu_);
+          stats_.dir_errors++;
+        }
+        log_event(kLogDir, "directory " + d.path + " is gone: " + std::strerror(errno));
+      } else if (err != ENOENT) {
+        log_event(kLogDir, "cannot open " + path + ": " + std::strerror(err));
+      }
+    }
+    return miss(indexed);
+  }
+  struct stat st {};
+  std::string buf;
+  bool read_ok = fstat(fd, &st) == 0 && st.st_size >= static_cast<off_t>(kFooter);
+  if (read_ok) {
+    buf.resize(static_cast<size_t>(st.st_size));
+    read_ok = read_all(fd, buf.data(), buf.size());
+  }
+  ::close(fd);
+  bool valid = false;
+  if (read_ok) {
+    Decoder f(std::string_view(buf).substr(buf.size() - kFooter));
+    const uint32_t key_len = f.get_u32();
+    const uint64_t data_len = f.get_u64();
+    const uint64_t sum = f.get_u64();
+    const uint32_t magic = f.get_u32();
+    valid = magic == kMagic && key_len == key.size() &&
+            data_len + key_len + kFooter == buf.size() &&
+            std::string_view(buf).substr(data_len, key_len) == key &&
+            checksum64(std::string_view(buf).substr(0, data_len)) == sum;
+    if (valid) buf.resize(data_len);
+  }
+  if (!valid) {
+    ::unlink(path.c_str());
+    {
+      std::lock_guard lk(mu_);
+      stats_.corrupt++;
+    }
+    log_event(kLogCorrupt, "removed " + path + ": it failed verification");
+    return miss(true);
+  }
+  std::lock_guard lk(mu_);
+  if (!indexed) insert_locked(d, key, static_cast<uint64_t>(st.st_size));
+  stats_.hits++;
+  stats_.hit_bytes += buf.size();
+  return buf;
+}
+
+bool DiskCache::contains(const std::string& key) {
+  const size_t di = dir_of(key);
+  {
+    std::lock_guard lk(mu_);
+    if (dirs_[di].index.count(key) > 0) return true;
+    if (scan_done_.load()) return false;
+  }
+  return ::access(file_path(di, key).c_str(), F_OK) == 0;
+}
+
+bool DiskCache::put(const std::string& key, std::string_view data) {
+  const size_t di = dir_of(key);
+  Dir& d = dirs_[di];
+  const std::string tail = footer(key, data);
+  const uint64_t size = data.size() + tail.size();
+  std::vector<std::string> doomed;
+  bool room;
+  {
+    std::lock_guard lk(mu_);
+    remove_locked(d, key);  // a replaced file does not count against the room
+    room = make_room_locked(d, size, &doomed);
+    if (!room) stats_.skipped_full++;
+  }
+  for (const std::string& k : doomed) ::unlink(file_path(di, k).c_str());
+  if (!room) {
+    log_event(kLogFull, "directory " + d.path + " is too full (capacity or --free-space-ratio); "
+                            "not caching new blocks there");
+    return false;
+  }
+
+  const std::string path = file_path(di, key);
+  const std::string sub = path.substr(0, path.rfind('/'));
+  const std::string tmp = sub + "/" + kTmpPrefix + std::to_string(getpid()) + "-" +
+                          std::to_string(tmp_seq_.fetch_add(1));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENOENT) {
+    std::error_code ec;
+    if (!fs::exists(d.path, ec)) {
+      {
+        std::lock_guard lk(mu_);
+        stats_.dir_errors++;
+      }
+      log_event(kLogDir, "directory " + d.path + " vanished; recreating it");
+    }
+    fs::create_directories(sub, ec);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  }
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    if (!write_all(fd, data, tail)) err = errno != 0 ? errno : EIO;
+    if (::close(fd) != 0 && err == 0) err = errno;
+    if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+    if (err != 0) ::unlink(tmp.c_str());
+  }
+  if (err != 0) {
+    {
+      std::lock_guard lk(mu_);
+      stats_.write_errors++;
+      if (err == ENOSPC) {
+        d.low_space = true;
+        d.last_space_check = 0;  // the next put checks the space again, evicting first
+      }
+    }
+    log_event(kLogWrite, "writing " + path + ": " + std::strerror(err));
+    return false;
+  }
+  std::lock_guard lk(mu_);
+  insert_locked(d, key, size);
+  stats_.written_blocks++;
+  stats_.written_bytes += data.size();
+  return true;
+}
+
+void DiskCache::erase(const std::string& key) {
+  const size_t di = dir_of(key);
+  {
+    std::lock_guard lk(mu_);
+    remove_locked(dirs_[di], key);
+  }
+  ::unlink(file_path(di, key).c_str());
+}
+
+DiskCacheStats DiskCache::stats() const {
+  std::lock_guard lk(mu_);
+  return stats_;
+}
+
+void DiskCache::scan() {
+  // (mtime, dir, key, size); files of a key that now maps to another dir are removed.
+  std::vector<std::tuple<int64_t, size_t, std::string, uint64_t>> found;
+  for (size_t di = 0; di < dirs_.size() && !stopping_; di++) {
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dirs_[di].path, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      if (stopping_) break;
+      if (it.depth() != 1 || !it->is_regular_file(ec)) continue;
+      const std::string name = it->path().filename().string();
+      auto key = unescape(name);
+      if (name.rfind(kTmpPrefix, 0) == 0 || !key || dir_of(*key) != di) {
+        fs::remove(it->path(), ec);
+        ec.clear();
+        continue;
+      }
+      struct stat st {};
+      if (::stat(it->path().c_str(), &st) != 0) continue;
+      found.emplace_back(int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec, di,
+                         std::move(*key), uint64_t(st.st_size));
+    }
+  }
+  // Newest first, each appended at the LRU tail: files touched since the mount started
+  // (already at the front) stay more recent than anything found by the scan.
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return std::get<0>(a) > std::get<0>(b);
+  });
+  std::vector<std::pair<size_t, std::string>> doomed;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [mtime, di, key, size] : found) {
+      Dir& d = dirs_[di];
+      if (d.index.count(key) > 0) continue;
+      d.lru.push_back(key);
+      d.index.emplace(key, Entry{size, std::prev(d.lru.end())});
+      d.bytes += size;
+      stats_.bytes += size;
+      stats_.blocks++;
+    }
+    for (size_t di = 0; di < dirs_.size(); di++) {
+      std::vector<std::string> keys;
+      make_room_locked(dirs_[di], 0, &keys);
+      for (auto& k : keys) doomed.emplace_back(di, std::move(k));
+    }
+    scan_done_ = true;
+  }
+  for (const auto& [di, k] : doomed) ::unlink(file_path(di, k).c_str());
+  LOG_INFO("disk cache: found {} cached blocks in {} directories", found.size(), dirs_.size());
+}
+
+}  // namespace sluice::cache

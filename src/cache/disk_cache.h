@@ -1,0 +1,137 @@
+// DiskCache: the local-disk tier of the block cache.
+//
+// A block is one file, dir/<2 hex digits of the key's hash>/<escaped key>, holding the raw
+// (decoded) block bytes at offset 0 followed by a trailer: the key, then a fixed footer
+// (key length, data length, XXH3 checksum of the data, magic). Data at offset 0 lets a
+// reader splice straight from the file; the trailer lets every read verify the bytes. A
+// file is written to a temporary name and renamed into place, without fsync: a torn or
+// damaged file fails verification, is removed and counts as a miss (never as data).
+//
+// Several directories share the capacity equally; a key's directory is chosen by
+// rendezvous hashing over the directories, so adding one moves only the keys it wins.
+// Each directory keeps an in-memory LRU index (key -> size). A put evicts least recently
+// used files while the directory holds more than its share of the capacity, or while its
+// file system has less than free_ratio of its space free (checked with statvfs at most
+// every space_check_interval_ns; the function is injectable for tests).
+//
+// After a restart the index is rebuilt by a background scan of the directories (oldest
+// files first in the LRU); until it finishes, a lookup of a key missing from the index
+// checks the file directly. Failures never fail a caller: an unwritable or vanished
+// directory, a full disk or a corrupt file makes the cache miss or skip the write; the
+// event is counted in the stats and logged at most once per 10 s per kind.
+//
+// Thread safety: every method may be called concurrently. Files are read and written
+// without the lock held.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sluice::cache {
+
+struct FsSpace {
+  uint64_t total = 0;  // bytes
+  uint64_t avail = 0;  // bytes free for unprivileged users
+};
+using StatFsFn = std::function<Result<FsSpace>(const std::string& dir)>;
+
+struct DiskCacheOptions {
+  std::vector<std::string> dirs;  // created if missing
+  uint64_t capacity = 100ull << 30;  // bytes over all dirs (split equally)
+  double free_ratio = 0.1;           // keep at least this fraction of each file system free
+  int64_t space_check_interval_ns = 1'000'000'000;
+  StatFsFn statfs;  // empty: statvfs(2)
+};
+
+struct DiskCacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t hit_bytes = 0;      // bytes served from disk
+  uint64_t written_blocks = 0;
+  uint64_t written_bytes = 0;
+  uint64_t evictions = 0;      // files removed for capacity or free space
+  uint64_t bytes = 0;          // currently cached (file sizes, as indexed)
+  uint64_t blocks = 0;
+  uint64_t write_errors = 0;   // failed writes (ENOSPC, EIO, a directory gone)
+  uint64_t corrupt = 0;        // files that failed verification and were removed
+  uint64_t dir_errors = 0;     // a directory missing or unusable (then recreated if possible)
+  uint64_t skipped_full = 0;   // writes skipped because the disk stayed too full
+};
+
+class DiskCache {
+ public:
+  // Starts the background scan of the existing files. Fails if no directory is usable.
+  static Result<std::unique_ptr<DiskCache>> open(DiskCacheOptions opts);
+  ~DiskCache();  // stops the scan
+
+  // The verified data of key, or nullopt (a miss: absent, unreadable or corrupt).
+  std::optional<std::string> get(const std::string& key);
+  // Whether key has a file (not verified, no stats, no recency change).
+  bool contains(const std::string& key);
+  // Stores data under key, replacing any copy; errors are counted and logged, not
+  // returned (a cache write never fails the caller). Returns whether it was stored.
+  bool put(const std::string& key, std::string_view data);
+  void erase(const std::string& key);
+  DiskCacheStats stats() const;
+  bool scan_done() const { return scan_done_.load(); }
+  void wait_scan();  // tests: blocks until the startup scan is over
+
+  // The path of key's file (tests corrupt and remove files through it).
+  std::string path_of(const std::string& key) const;
+
+ private:
+  struct Entry {
+    uint64_t size;
+    std::list<std::string>::iterator lru_pos;
+  };
+  struct Dir {
+    std::string path;
+    uint64_t capacity = 0;
+    uint64_t bytes = 0;
+    std::list<std::string> lru;  // front = most recent
+    std::unordered_map<std::string, Entry> index;
+    int64_t last_space_check = 0;
+    bool low_space = false;  // the last check found less than free_ratio free
+  };
+  enum LogKind { kLogWrite, kLogCorrupt, kLogDir, kLogFull, kLogKinds };
+
+  explicit DiskCache(DiskCacheOptions opts);
+  size_t dir_of(const std::string& key) const;
+  std::string file_path(size_t d, const std::string& key) const;
+  void scan();
+  // Index updates; mu_ held.
+  void insert_locked(Dir& d, const std::string& key, uint64_t size);
+  void remove_locked(Dir& d, const std::string& key);
+  // Evicts d's LRU files until `incoming` more bytes fit its capacity and free space.
+  // Returns false when they cannot (the disk stays too full).
+  bool make_room_locked(Dir& d, uint64_t incoming, std::vector<std::string>* doomed);
+  Result<FsSpace> space(const std::string& dir) const;
+  // Logs at most once per 10 s per kind; counts the suppressed messages.
+  void log_event(LogKind kind, const std::string& msg);
+
+  DiskCacheOptions opts_;
+  mutable std::mutex mu_;  // guards dirs_' indexes and stats_
+  std::vector<Dir> dirs_;
+  DiskCacheStats stats_;
+  std::atomic<uint64_t> tmp_seq_{0};
+  std::atomic<bool> scan_done_{false};
+  std::atomic<bool> stopping_{false};
+  std::thread scanner_;
+  std::mutex log_mu_;
+  int64_t last_log_[kLogKinds] = {};
+  uint64_t suppressed_[kLogKinds] = {};
+};
+
+}  // namespace sluice::cache

@@ -1,0 +1,131 @@
+// TieredCache: memory over disk over the loader, with an asynchronous disk writer. See
+// tiered_cache.h.
+#include "cache/tiered_cache.h"
+
+#include <algorithm>
+
+namespace sluice::cache {
+
+TieredCache::TieredCache(TieredCacheOptions opts, std::unique_ptr<DiskCache> disk)
+    : opts_(opts), mem_(opts.memory_capacity), disk_(std::move(disk)) {
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+TieredCache::~TieredCache() {
+  {
+    std::lock_guard lk(qmu_);
+    stop_ = true;
+  }
+  qcv_.notify_all();
+  writer_.join();
+}
+
+Result<Block> TieredCache::get_or_load(const std::string& key, const Loader& loader) {
+  bool from_store = false;
+  Result<Block> r = mem_.get_or_load(key, [&]() -> Result<std::string> {
+    if (auto data = disk_->get(key)) return std::move(*data);
+    Result<std::string> data = loader();
+    from_store = data.ok();
+    return data;
+  });
+  // Only the caller whose loader ran sees from_store: the block is queued once.
+  if (r.ok() && from_store) enqueue(key, *r);
+  return r;
+}
+
+Block TieredCache::peek(const std::string& key) { return mem_.peek(key); }
+
+bool TieredCache::contains(const std::string& key) {
+  if (mem_.contains(key)) return true;
+  {
+    std::lock_guard lk(qmu_);
+    for (const auto& [k, b] : queue_) {
+      if (k == key) return true;
+    }
+  }
+  return disk_->contains(key);
+}
+
+void TieredCache::put(const std::string& key, std::string data) {
+  auto block = std::make_shared<const std::string>(std::move(data));
+  mem_.put_block(key, block);
+  if (opts_.cache_writes) enqueue(key, std::move(block));
+}
+
+void TieredCache::erase(const std::string& key) {
+  mem_.erase(key);
+  {
+    std::unique_lock lk(qmu_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->first == key) {
+        pending_bytes_ -= it->second->size();
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // A write of this key in progress would recreate the file after the erase.
+    idle_cv_.wait(lk, [&] { return writing_ != key; });
+  }
+  disk_->erase(key);
+}
+
+CacheStats TieredCache::stats() const {
+  CacheStats s = mem_.stats();
+  DiskCacheStats d = disk_->stats();
+  s.disk_hits = d.hits;
+  s.disk_misses = d.misses;
+  s.disk_hit_bytes = d.hit_bytes;
+  s.disk_written_blocks = d.written_blocks;
+  s.disk_written_bytes = d.written_bytes;
+  s.disk_evictions = d.evictions;
+  s.disk_bytes = d.bytes;
+  s.disk_blocks = d.blocks;
+  s.disk_write_errors = d.write_errors;
+  s.disk_corrupt = d.corrupt;
+  s.disk_dir_errors = d.dir_errors;
+  s.disk_skipped_full = d.skipped_full;
+  std::lock_guard lk(qmu_);
+  s.disk_dropped = dropped_;
+  s.disk_pending_bytes = pending_bytes_;
+  return s;
+}
+
+void TieredCache::drain() {
+  std::unique_lock lk(qmu_);
+  idle_cv_.wait(lk, [&] { return queue_.empty() && !busy_; });
+}
+
+void TieredCache::enqueue(const std::string& key, Block block) {
+  {
+    std::lock_guard lk(qmu_);
+    if (pending_bytes_ + block->size() > opts_.max_pending_bytes) {
+      dropped_++;
+      return;
+    }
+    pending_bytes_ += block->size();
+    queue_.emplace_back(key, std::move(block));
+  }
+  qcv_.notify_one();
+}
+
+void TieredCache::writer_loop() {
+  std::unique_lock lk(qmu_);
+  for (;;) {
+    qcv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything is written
+    auto [key, block] = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = key;
+    busy_ = true;
+    lk.unlock();
+    disk_->put(key, *block);  // failures are counted and logged by the disk tier
+    lk.lock();
+    pending_bytes_ -= block->size();
+    writing_.clear();
+    busy_ = false;
+    idle_cv_.notify_all();
+  }
+}
+
+}  // namespace sluice::cache

@@ -1,0 +1,72 @@
+// TieredCache: the memory tier over the disk tier over the loader (the object store).
+//
+// A lookup tries memory, then disk, then the loader, under the memory tier's single
+// flight: concurrent misses on one key run one disk read or one store GET, whichever
+// tier answers. A block loaded from the store goes to memory at once and to disk
+// asynchronously: a single writer thread drains a queue bounded in bytes (a put that
+// would overflow it is dropped and counted), so a reader never waits for a cache write.
+// put() (blocks written by this client) does the same when cache_writes is set.
+//
+// peek() looks at memory only (prefetch uses it to skip blocks already in memory; a
+// prefetch of a block on disk lifts it into memory). contains() and erase() cover both
+// tiers and the write queue. stats(): the memory tier's fields plus disk_* fields.
+//
+// Thread safety: every method may be called concurrently. The destructor writes out what
+// is still queued (at most max_pending_bytes), then stops the writer.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "cache/block_cache.h"
+#include "cache/disk_cache.h"
+
+namespace sluice::cache {
+
+struct TieredCacheOptions {
+  uint64_t memory_capacity = 128ull << 20;
+  uint64_t max_pending_bytes = 64ull << 20;  // blocks queued for the disk writer
+  bool cache_writes = true;                  // put() also writes the block to disk
+};
+
+class TieredCache : public BlockCache {
+ public:
+  TieredCache(TieredCacheOptions opts, std::unique_ptr<DiskCache> disk);
+  ~TieredCache() override;
+
+  Result<Block> get_or_load(const std::string& key, const Loader& loader) override;
+  Block peek(const std::string& key) override;
+  bool contains(const std::string& key) override;
+  void put(const std::string& key, std::string data) override;
+  void erase(const std::string& key) override;
+  CacheStats stats() const override;
+
+  DiskCache& disk() { return *disk_; }
+  // Blocks until every queued disk write is done (tests, warmup).
+  void drain();
+
+ private:
+  void enqueue(const std::string& key, Block block);
+  void writer_loop();
+
+  const TieredCacheOptions opts_;
+  MemoryCache mem_;
+  std::unique_ptr<DiskCache> disk_;
+
+  mutable std::mutex qmu_;  // guards the queue state below
+  std::condition_variable qcv_;     // the writer waits for work or stop
+  std::condition_variable idle_cv_; // drain/erase wait for the writer
+  std::deque<std::pair<std::string, Block>> queue_;
+  uint64_t pending_bytes_ = 0;
+  std::string writing_;  // key being written now ("" when none)
+  bool busy_ = false;
+  bool stop_ = false;
+  uint64_t dropped_ = 0;
+  std::thread writer_;
+};
+
+}  // namespace sluice::cache

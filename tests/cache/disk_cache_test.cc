@@ -1,0 +1,245 @@
+// DiskCache: round trip and file format, eviction by capacity and by free space (a fake
+// statvfs), the index rebuilt after a restart, corrupt files, a directory removed while
+// in use, and a real full file system (a 1 MiB tmpfs, when the test may mount one).
+#include "cache/disk_cache.h"
+
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+namespace sluice::cache {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+std::string block(char c, size_t n = 1000) { return std::string(n, c); }
+
+class DiskCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sluice-diskcache-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  std::unique_ptr<DiskCache> open(DiskCacheOptions o) {
+    if (o.dirs.empty()) o.dirs = {root_ + "/c"};
+    auto c = DiskCache::open(std::move(o));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    if (!c.ok()) return nullptr;
+    (*c)->wait_scan();
+    return std::move(c).value();
+  }
+  std::string root_;
+};
+
+TEST_F(DiskCacheTest, RoundTripKeepsRawDataAtOffsetZero) {
+  auto c = open({});
+  const std::string key = "vol/chunks/0/0/7_0_1000";
+  EXPECT_FALSE(c->contains(key));
+  EXPECT_FALSE(c->get(key).has_value());
+  ASSERT_TRUE(c->put(key, block('a')));
+  EXPECT_TRUE(c->contains(key));
+  auto got = c->get(key);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, block('a'));
+  // Raw bytes at offset 0 (spliceable), then the trailer.
+  std::string file = read_file(c->path_of(key));
+  ASSERT_GT(file.size(), 1000u);
+  EXPECT_EQ(file.substr(0, 1000), block('a'));
+  EXPECT_EQ(c->path_of(key).find(root_ + "/c/"), 0u);
+  DiskCacheStats s = c->stats();
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.misses, 1u);
+  EXPECT_EQ(s.blocks, 1u);
+  EXPECT_EQ(s.bytes, file.size());
+  c->erase(key);
+  EXPECT_FALSE(c->contains(key));
+  EXPECT_FALSE(fs::exists(c->path_of(key)));
+  EXPECT_EQ(c->stats().blocks, 0u);
+}
+
+TEST_F(DiskCacheTest, EvictsLeastRecentlyUsedOverCapacity) {
+  DiskCacheOptions o;
+  o.capacity = 3 * 1100;  // three 1000-byte blocks with their trailers
+  o.free_ratio = 0;
+  auto c = open(o);
+  ASSERT_TRUE(c->put("k1", block('1')));
+  ASSERT_TRUE(c->put("k2", block('2')));
+  ASSERT_TRUE(c->put("k3", block('3')));
+  ASSERT_TRUE(c->get("k1").has_value());  // k2 is now the least recently used
+  ASSERT_TRUE(c->put("k4", block('4')));
+  EXPECT_FALSE(c->contains("k2"));
+  EXPECT_FALSE(fs::exists(c->path_of("k2")));
+  for (const char* k : {"k1", "k3", "k4"}) EXPECT_TRUE(c->contains(k)) << k;
+  DiskCacheStats s = c->stats();
+  EXPECT_EQ(s.evictions, 1u);
+  EXPECT_EQ(s.blocks, 3u);
+  EXPECT_LE(s.bytes, o.capacity);
+  // A block larger than the whole capacity is not stored.
+  EXPECT_FALSE(c->put("big", block('b', 5000)));
+  EXPECT_FALSE(c->contains("big"));
+}
+
+TEST_F(DiskCacheTest, EvictsToKeepFreeSpaceRatio) {
+  auto avail = std::make_shared<std::atomic<uint64_t>>(1'000'000);
+  DiskCacheOptions o;
+  o.capacity = 1ull << 30;
+  o.free_ratio = 0.1;  // keep 100000 of 1000000 bytes free
+  o.space_check_interval_ns = 0;  // check at every put
+  o.statfs = [avail](const std::string&) -> Result<FsSpace> {
+    return FsSpace{1'000'000, avail->load()};
+  };
+  auto c = open(o);
+  for (const char* k : {"k1", "k2", "k3"}) ASSERT_TRUE(c->put(k, block('x')));
+  // Other users filled the disk: 100500 free, so a 1000-byte block needs one eviction.
+  avail->store(100'500);
+  ASSERT_TRUE(c->put("k4", block('4')));
+  EXPECT_FALSE(c->contains("k1"));
+  EXPECT_TRUE(c->contains("k2"));
+  EXPECT_TRUE(c->contains("k4"));
+  EXPECT_EQ(c->stats().evictions, 1u);
+  // Below the ratio with nothing left that helps enough: writes are skipped, counted.
+  avail->store(10'000);
+  EXPECT_FALSE(c->put("k5", block('5')));
+  EXPECT_FALSE(c->contains("k5"));
+  EXPECT_EQ(c->stats().skipped_full, 1u);
+  EXPECT_EQ(c->stats().blocks, 0u);  // everything was evicted trying
+  avail->store(900'000);
+  EXPECT_TRUE(c->put("k6", block('6')));
+  EXPECT_TRUE(c->get("k6").has_value());
+}
+
+TEST_F(DiskCacheTest, RestartFindsOldBlocksAndDropsTempFiles) {
+  DiskCacheOptions o;
+  o.dirs = {root_ + "/a", root_ + "/b"};
+  o.capacity = 1 << 20;
+  {
+    auto c = open(o);
+    for (int i = 0; i < 20; i++) ASSERT_TRUE(c->put("vol/k" + std::to_string(i), block('a' + i % 26)));
+  }
+  fs::create_directories(root_ + "/a/00");
+  std::ofstream(root_ + "/a/00/.tmp-1-1") << "torn";
+  ASSERT_TRUE(fs::exists(root_ + "/a/00/.tmp-1-1"));
+  auto c = open(o);
+  EXPECT_EQ(c->stats().blocks, 20u);
+  EXPECT_FALSE(fs::exists(root_ + "/a/00/.tmp-1-1"));
+  for (int i = 0; i < 20; i++) {
+    auto got = c->get("vol/k" + std::to_string(i));
+    ASSERT_TRUE(got.has_value()) << i;
+    EXPECT_EQ(*got, block('a' + i % 26));
+  }
+  // Both directories hold some of the blocks.
+  size_t in_a = 0;
+  for (int i = 0; i < 20; i++) in_a += c->path_of("vol/k" + std::to_string(i)).find(root_ + "/a/") == 0;
+  EXPECT_GT(in_a, 0u);
+  EXPECT_LT(in_a, 20u);
+}
+
+TEST_F(DiskCacheTest, ScanEnforcesASmallerCapacity) {
+  DiskCacheOptions o;
+  o.capacity = 1 << 20;
+  {
+    auto c = open(o);
+    for (int i = 0; i < 10; i++) ASSERT_TRUE(c->put("k" + std::to_string(i), block('z')));
+  }
+  o.capacity = 5 * 1100;
+  auto c = open(o);
+  EXPECT_EQ(c->stats().blocks, 5u);
+  EXPECT_LE(c->stats().bytes, o.capacity);
+}
+
+TEST_F(DiskCacheTest, CorruptOrTruncatedFileIsAMissAndRemoved) {
+  auto c = open({});
+  ASSERT_TRUE(c->put("bad", block('q')));
+  ASSERT_TRUE(c->put("short", block('s')));
+  {
+    std::fstream f(c->path_of("bad"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(500);
+    f.put('X');
+  }
+  fs::resize_file(c->path_of("short"), 700);
+  EXPECT_FALSE(c->get("bad").has_value());
+  EXPECT_FALSE(c->get("short").has_value());
+  EXPECT_FALSE(fs::exists(c->path_of("bad")));
+  EXPECT_FALSE(fs::exists(c->path_of("short")));
+  EXPECT_FALSE(c->contains("bad"));
+  DiskCacheStats s = c->stats();
+  EXPECT_EQ(s.corrupt, 2u);
+  EXPECT_EQ(s.hits, 0u);
+  EXPECT_EQ(s.blocks, 0u);
+  // The key is cached again by the next put.
+  ASSERT_TRUE(c->put("bad", block('q')));
+  EXPECT_EQ(*c->get("bad"), block('q'));
+}
+
+TEST_F(DiskCacheTest, RemovedDirectoryIsBypassedThenRecreated) {
+  auto c = open({});
+  ASSERT_TRUE(c->put("k1", block('1')));
+  fs::remove_all(root_ + "/c");
+  EXPECT_FALSE(c->get("k1").has_value());
+  EXPECT_GE(c->stats().dir_errors, 1u);
+  EXPECT_EQ(c->stats().blocks, 0u);
+  ASSERT_TRUE(c->put("k2", block('2')));  // recreates the directory
+  EXPECT_EQ(*c->get("k2"), block('2'));
+  EXPECT_EQ(c->stats().write_errors, 0u);
+}
+
+TEST_F(DiskCacheTest, UnwritableDirectoryOnlyCountsErrors) {
+  auto c = open({});
+  // A file where the hash subdirectory should be: every write there fails.
+  const std::string sub = fs::path(c->path_of("k1")).parent_path();
+  fs::remove_all(sub);
+  std::ofstream(sub) << "in the way";
+  EXPECT_FALSE(c->put("k1", block('1')));
+  EXPECT_FALSE(c->get("k1").has_value());
+  EXPECT_EQ(c->stats().write_errors, 1u);
+}
+
+TEST_F(DiskCacheTest, FullFileSystemFailsWritesNotReads) {
+  const std::string mnt = root_ + "/tmpfs";
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  }
+  {
+    DiskCacheOptions o;
+    o.dirs = {mnt + "/c"};
+    o.free_ratio = 0;  // only ENOSPC stops writes
+    auto c = open(o);
+    int stored = 0;
+    for (int i = 0; i < 8; i++) stored += c->put("k" + std::to_string(i), block('a' + i, 300'000));
+    DiskCacheStats s = c->stats();
+    EXPECT_GE(s.write_errors, 1u);  // 1 MiB holds at most three
+    EXPECT_LE(stored, 5);           // every ENOSPC is followed by evictions, then success
+    EXPECT_GE(stored, 3);
+    // Whatever is indexed reads back intact; no temp files are left behind.
+    for (int i = 0; i < 8; i++) {
+      auto got = c->get("k" + std::to_string(i));
+      if (got) {
+        EXPECT_EQ(*got, block('a' + i, 300'000));
+      }
+    }
+    for (auto& e : fs::recursive_directory_iterator(mnt)) {
+      EXPECT_EQ(e.path().filename().string().rfind(".tmp-", 0), std::string::npos) << e.path();
+    }
+  }
+  ASSERT_EQ(::umount(mnt.c_str()), 0);
+}
+
+}  // namespace
+}  // namespace sluice::cache

@@ -1,0 +1,212 @@
+// TieredCache: single flight across memory, disk and loader (N threads, one load), blocks
+// loaded from the store reach the disk tier asynchronously, a restart serves them from
+// disk without the loader, contains/erase cover both tiers, a full write queue drops
+// writes without failing reads, and a full file system never fails a read.
+#include "cache/tiered_cache.h"
+
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+
+#include <atomic>
+#include <cstring>
+#include <chrono>
+#include <filesystem>
+#include <latch>
+#include <thread>
+#include <vector>
+
+namespace sluice::cache {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr int kThreads = 16;
+
+class TieredCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sluice-tiered-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  std::unique_ptr<TieredCache> make(TieredCacheOptions o = {}, std::string dir = "") {
+    DiskCacheOptions d;
+    d.dirs = {dir.empty() ? root_ + "/c" : dir};
+    d.capacity = 1 << 30;
+    d.free_ratio = 0;
+    auto disk = DiskCache::open(d);
+    EXPECT_TRUE(disk.ok()) << disk.status().ToString();
+    (*disk)->wait_scan();
+    return std::make_unique<TieredCache>(o, std::move(disk).value());
+  }
+  // Runs get_or_load(key) on kThreads threads released together; returns the results.
+  std::vector<std::string> load_together(TieredCache& c, const std::string& key,
+                                         const Loader& loader) {
+    std::latch start(kThreads);
+    std::vector<std::string> got(kThreads);
+    std::vector<std::thread> ts;
+    for (int i = 0; i < kThreads; i++) {
+      ts.emplace_back([&, i] {
+        start.arrive_and_wait();
+        auto r = c.get_or_load(key, loader);
+        got[i] = r.ok() ? **r : "error: " + r.status().ToString();
+      });
+    }
+    for (auto& t : ts) t.join();
+    return got;
+  }
+  std::string root_;
+};
+
+TEST_F(TieredCacheTest, ConcurrentMissesMakeOneStoreLoadThenOneDiskRead) {
+  const std::string data(100'000, 'd');
+  std::atomic<int> calls{0};
+  Loader slow = [&]() -> Result<std::string> {
+    calls++;
+    std::this_thread::sleep_for(50ms);
+    return data;
+  };
+  {
+    auto c = make();
+    for (const std::string& g : load_together(*c, "vol/k", slow)) EXPECT_EQ(g, data);
+    EXPECT_EQ(calls.load(), 1);
+    c->drain();
+    EXPECT_TRUE(c->disk().contains("vol/k"));
+    EXPECT_EQ(c->stats().disk_written_blocks, 1u);
+  }
+  // A new mount over the same directory: the block comes from disk, read once.
+  auto c = make();
+  for (const std::string& g : load_together(*c, "vol/k", slow)) EXPECT_EQ(g, data);
+  EXPECT_EQ(calls.load(), 1);
+  CacheStats s = c->stats();
+  EXPECT_EQ(s.disk_hits, 1u);
+  EXPECT_EQ(s.misses, 1u);  // memory misses: one flight
+  EXPECT_EQ(s.shared + s.hits, uint64_t(kThreads - 1));
+  EXPECT_EQ(s.disk_written_blocks, 0u);  // a disk hit is not written back
+}
+
+TEST_F(TieredCacheTest, FailedLoadIsSharedAndNotCached) {
+  auto c = make();
+  std::atomic<int> calls{0};
+  Loader failing = [&]() -> Result<std::string> {
+    calls++;
+    std::this_thread::sleep_for(20ms);
+    return Status(Code::kIO, "store down");
+  };
+  for (const std::string& g : load_together(*c, "k", failing)) {
+    EXPECT_NE(g.find("store down"), std::string::npos) << g;
+  }
+  EXPECT_EQ(calls.load(), 1);
+  c->drain();
+  EXPECT_FALSE(c->contains("k"));
+}
+
+TEST_F(TieredCacheTest, ContainsAndEraseCoverBothTiers) {
+  TieredCacheOptions o;
+  o.memory_capacity = 1000;  // holds no 4000-byte block: only the disk keeps them
+  auto c = make(o);
+  auto r = c->get_or_load("a", [] { return Result<std::string>(std::string(4000, 'a')); });
+  ASSERT_TRUE(r.ok());
+  c->drain();
+  EXPECT_EQ(c->peek("a"), nullptr);
+  EXPECT_TRUE(c->contains("a"));
+  const std::string path = c->disk().path_of("a");
+  EXPECT_TRUE(fs::exists(path));
+  c->erase("a");
+  EXPECT_FALSE(c->contains("a"));
+  EXPECT_FALSE(fs::exists(path));
+
+  // Written blocks (put) are cached on disk too.
+  c->put("w", std::string(4000, 'w'));
+  c->drain();
+  EXPECT_TRUE(c->disk().contains("w"));
+  int calls = 0;
+  auto w = c->get_or_load("w", [&] {
+    calls++;
+    return Result<std::string>(std::string());
+  });
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(**w, std::string(4000, 'w'));
+  EXPECT_EQ(calls, 0);
+}
+
+TEST_F(TieredCacheTest, NoCacheWritesKeepsWrittenBlocksInMemoryOnly) {
+  TieredCacheOptions o;
+  o.cache_writes = false;
+  auto c = make(o);
+  c->put("w", "data");
+  c->drain();
+  EXPECT_NE(c->peek("w"), nullptr);
+  EXPECT_FALSE(c->disk().contains("w"));
+}
+
+TEST_F(TieredCacheTest, FullQueueDropsDiskWritesNotReads) {
+  TieredCacheOptions o;
+  o.max_pending_bytes = 100;  // no 1000-byte block fits the queue
+  auto c = make(o);
+  auto r = c->get_or_load("k", [] { return Result<std::string>(std::string(1000, 'k')); });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, std::string(1000, 'k'));
+  c->drain();
+  EXPECT_FALSE(c->disk().contains("k"));
+  EXPECT_EQ(c->stats().disk_dropped, 1u);
+}
+
+TEST_F(TieredCacheTest, CorruptDiskCopyIsReloadedFromTheStore) {
+  {
+    auto c = make();
+    ASSERT_TRUE(c->get_or_load("k", [] { return Result<std::string>("good data"); }).ok());
+  }
+  auto c = make();
+  {
+    std::FILE* f = std::fopen(c->disk().path_of("k").c_str(), "r+");
+    ASSERT_NE(f, nullptr);
+    std::fputc('X', f);  // "good data" -> "Xood data"
+    std::fclose(f);
+  }
+  int calls = 0;
+  auto r = c->get_or_load("k", [&] {
+    calls++;
+    return Result<std::string>("good data");
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, "good data");
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(c->stats().disk_corrupt, 1u);
+  c->drain();  // repaired: the reloaded block is written again
+  EXPECT_EQ(c->disk().get("k").value_or(""), "good data");
+}
+
+TEST_F(TieredCacheTest, FullFileSystemNeverFailsReads) {
+  const std::string mnt = root_ + "/tmpfs";
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  }
+  {
+    TieredCacheOptions o;
+    o.memory_capacity = 0;  // every read goes through the disk tier
+    auto c = make(o, mnt + "/c");
+    for (int round = 0; round < 2; round++) {
+      for (int i = 0; i < 10; i++) {
+        const std::string want(400'000, char('a' + i));
+        auto r = c->get_or_load("k" + std::to_string(i), [&] { return Result<std::string>(want); });
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        EXPECT_EQ(**r, want);
+      }
+      c->drain();
+    }
+    CacheStats s = c->stats();
+    EXPECT_GE(s.disk_write_errors, 1u);
+    EXPECT_GE(s.disk_written_blocks, 1u);
+  }
+  ASSERT_EQ(::umount(mnt.c_str()), 0);
+}
+
+}  // namespace
+}  // namespace sluice::cache

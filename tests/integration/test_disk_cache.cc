@@ -1,0 +1,95 @@
+// The disk cache through the kernel: blocks read once survive an unmount and are served
+// from the cache directory with the object store gone; a cache directory removed or
+// corrupted under a live mount never fails a read.
+#include <random>
+
+#include "mount_fixture.h"
+
+namespace sluice::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string random_bytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// Regular files under dir, recursively.
+std::vector<fs::path> files_under(const std::string& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec)) out.push_back(it->path());
+  }
+  return out;
+}
+
+class DiskCacheMount : public MountFixture {
+ protected:
+  std::vector<std::string> MountOptions() const override { return {"--cache-dir", path("cache")}; }
+  void Mount(std::vector<std::string> extra = {}) {
+    extra.insert(extra.end(), {"--cache-dir", path("cache")});
+    MountFixture::Mount(extra);
+  }
+  bool file_store() const { return storage_url_.rfind("file://", 0) == 0; }
+  std::string objects_dir() const { return storage_url_.substr(7); }
+};
+
+TEST_F(DiskCacheMount, ServesCachedBlocksWithTheStoreGone) {
+  if (!file_store()) GTEST_SKIP() << "needs a file:// store to take away";
+  const std::string data = random_bytes(10'000'000, 7);  // three 4 MiB blocks
+  write_file(mnt_ + "/model.bin", data);
+  Unmount();
+  // Start from an empty cache, so that what the last mount cached came from reads.
+  fs::remove_all(path("cache"));
+  Mount();
+  EXPECT_EQ(read_file(mnt_ + "/model.bin"), data);
+  Unmount();
+  EXPECT_GE(files_under(path("cache")).size(), 3u);
+
+  fs::rename(objects_dir(), path("objects.away"));
+  Mount();
+  EXPECT_EQ(read_file(mnt_ + "/model.bin"), data);
+  Unmount();
+  fs::rename(path("objects.away"), objects_dir());
+}
+
+TEST_F(DiskCacheMount, CachesWrittenBlocks) {
+  if (!file_store()) GTEST_SKIP() << "needs a file:// store to take away";
+  const std::string data = random_bytes(5'000'000, 8);
+  write_file(mnt_ + "/written.bin", data);
+  Unmount();  // the write queue is written out before the mount process exits
+  fs::rename(objects_dir(), path("objects.away"));
+  Mount();
+  EXPECT_EQ(read_file(mnt_ + "/written.bin"), data);
+  Unmount();
+  fs::rename(path("objects.away"), objects_dir());
+}
+
+TEST_F(DiskCacheMount, CorruptOrRemovedCacheNeverFailsReads) {
+  const std::string data = random_bytes(9'000'000, 9);
+  write_file(mnt_ + "/f.bin", data);
+  Unmount();
+  auto cached = files_under(path("cache"));
+  ASSERT_GE(cached.size(), 3u);
+  for (const fs::path& p : cached) {
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1000);
+    f.put('\x5a');
+    f.put('\xa5');
+  }
+  // A 4 MiB memory cache (a quarter of the budget): re-reads need the disk tier again.
+  Mount({"--buffer-size", "16M"});
+  EXPECT_EQ(read_file(mnt_ + "/f.bin"), data);
+  EXPECT_NE(read_file(path("sluice.log")).find("failed verification"), std::string::npos);
+  // The cache directory vanishes under the live mount: reads go to the store.
+  fs::remove_all(path("cache"));
+  ASSERT_EQ(system(("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; true")), 0);
+  EXPECT_EQ(read_file(mnt_ + "/f.bin"), data);
+}
+
+}  // namespace
+}  // namespace sluice::test

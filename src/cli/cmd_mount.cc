@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "cli/encryption.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "fuse/fuse_server.h"
@@ -56,12 +57,14 @@ struct MountArgs {
   std::string upload_limit = "0", download_limit = "0";
   int max_uploads = 20, io_retries = 10;
   std::string inject_faults;  // testing: a FaultStore spec
+  std::string rsa_key;        // PEM path of an encrypted volume's RSA key
 
   // Resolved by the checks before anything is served.
   std::string abs_meta_url;   // local paths made absolute
   std::string abs_mountpoint;  // realpath
   uint64_t buffer_bytes = 0, cache_bytes = 0, readahead_bytes = 0;
   object::StoreOptions store_opts;
+  std::shared_ptr<const object::BlockCipher> cipher;  // unlocked data key, if encrypted
 };
 
 std::string hostname() {
@@ -94,6 +97,7 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   vo.buffer_size = a.buffer_bytes;
   vo.memory_cache_size = a.cache_bytes;
   vo.read_only = a.read_only;
+  vo.cipher = a.cipher;
   vfs::Vfs vfs(meta, store, vo);
 
   meta::SessionInfo info;
@@ -313,6 +317,7 @@ Status run_mount(MountArgs& a) {
   a.store_opts.fault_spec = a.inject_faults;
   a.abs_meta_url = absolute_url(a.meta_url);
   ASSIGN_OR_RETURN(meta::Format fmt, check_volume(a.abs_meta_url));
+  ASSIGN_OR_RETURN(a.cipher, volume_cipher(fmt, a.rsa_key));
   ASSIGN_OR_RETURN(a.abs_mountpoint, check_mountpoint(a.mountpoint, a.nonempty));
   if (a.foreground) {
     std::string log_file;
@@ -345,6 +350,11 @@ Command add_mount(CLI::App& app) {
       "The mount shows in /proc/mounts as type fuse.sluice with source sluice:META_URL "
       "(any password removed). Unmount with 'sluice umount MOUNTPOINT'; buffered writes "
       "are flushed before the mount process exits.\n\n"
+      "An encrypted volume (sluice format --encrypt-rsa-key) mounts only with the RSA key "
+      "it was formatted with: --encrypt-rsa-key PEM, with the PEM's passphrase in "
+      "$SLUICE_RSA_PASSPHRASE. A missing, unreadable or different key, or a wrong "
+      "passphrase, fails the mount before it starts; so does a key given for a volume "
+      "that is not encrypted.\n\n"
       "Sizes take an optional binary unit suffix: K, M, G, T.",
       "  sluice mount sqlite3:///var/lib/sluice/models.db /mnt/models\n"
       "  sluice mount sqlite3://models.db /mnt/models --foreground --log-level debug\n"
@@ -410,6 +420,9 @@ Command add_mount(CLI::App& app) {
                   "most 60 s in all) before the file operation fails with EIO")
       ->check(CLI::Range(0, 100))
       ->capture_default_str();
+  sub->add_option("--encrypt-rsa-key", a->rsa_key,
+                  "RSA private key (PEM) of an encrypted volume; its passphrase, if any, in "
+                  "$SLUICE_RSA_PASSPHRASE");
   // Testing only, so not in --help: see docs/object-store.md.
   sub->add_option("--inject-faults", a->inject_faults, "Object store fault injection spec")
       ->envname("SLUICE_INJECT_FAULTS")

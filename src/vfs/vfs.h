@@ -51,6 +51,9 @@ struct VfsOptions {
   int64_t session_timeout_ns = 300'000'000'000;  // others' sessions older than this are stale
   bool read_only = false;
   bool background_jobs = true;  // heartbeat, stale-session and deleted-data cleanup
+  // The data-key cipher of an encrypted volume (see object/block_cipher.h); required
+  // exactly when the volume's format names an encryption, else start() fails.
+  std::shared_ptr<const object::BlockCipher> cipher;
 };
 
 struct VfsStats {

@@ -11,7 +11,7 @@ PKGS=(
   libsqlite3-dev sqlite3
   libzstd-dev liblz4-dev libxxhash-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  libcurl4-openssl-dev libssl-dev libcpp-httplib-dev
+  libcurl4-openssl-dev libssl-dev openssl libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   attr psmisc procps bc
 )

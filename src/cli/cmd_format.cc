@@ -1,7 +1,8 @@
 // sluice format: creates a volume — checks that the object store takes writes, writes
 // the settings to the metadata engine and a copy of them to the store
 // (<NAME>/sluice_format.json, for recovery). With --force on a formatted volume it
-// updates only the settings given on the command line.
+// updates only the settings given on the command line. With --encrypt-rsa-key a fresh
+// volume gets a random data key, stored wrapped by that RSA key (cli/encryption.h).
 #include <fmt/format.h>
 
 #include <cctype>
@@ -10,6 +11,7 @@
 #include <random>
 
 #include "cli/cli.h"
+#include "cli/encryption.h"
 #include "kv/engine.h"
 #include "meta/meta.h"
 #include "object/block_codec.h"
@@ -25,6 +27,7 @@ constexpr uint64_t kMaxBlock = 16 << 20;
 struct FormatArgs {
   std::string meta_url, name, storage, block_size = "4M", compression = "none";
   std::string capacity = "0";
+  std::string rsa_key;  // PEM path: encrypt the volume
   uint64_t inodes = 0;
   uint32_t trash_days = 1;
   bool force = false;
@@ -129,6 +132,20 @@ Status run_format(FormatArgs& a) {
   }
   if (fresh || a.o_inodes->count() > 0) fmt.inodes = a.inodes;
   if (fresh || a.o_trash->count() > 0) fmt.trash_days = a.trash_days;
+  if (!a.rsa_key.empty()) {
+    if (!fresh) {
+      return Status(Code::kInvalid,
+                    "encryption is chosen only when a volume is first formatted; volume '" +
+                        fmt.name + "' exists (encryption: " + encryption_text(fmt) + ")");
+    }
+    ASSIGN_OR_RETURN(object::RsaKey rsa, load_rsa_key(a.rsa_key));
+    ASSIGN_OR_RETURN(auto key, object::new_volume_key(rsa));
+    fmt.encryption = object::kEncryptionAesGcmRsa;
+    fmt.encryption_key = key.first.wrapped;
+    fmt.encryption_key_fingerprint = key.first.fingerprint;
+    // The key must open again before anything is written with it.
+    RETURN_IF_ERROR(volume_cipher(fmt, a.rsa_key).status());
+  }
 
   ASSIGN_OR_RETURN(auto store, open_and_probe(fmt.storage, fmt.name));
 
@@ -140,10 +157,12 @@ Status run_format(FormatArgs& a) {
     return Status(st.code(), "formatted, but cannot store the settings copy in " +
                                  redact_url(saved.storage) + ": " + st.message());
   }
-  printf("%s volume '%s' (uuid %s): metadata %s, storage %s, block size %s, compression %s\n",
+  printf("%s volume '%s' (uuid %s): metadata %s, storage %s, block size %s, compression %s, "
+         "encryption %s\n",
          fresh ? "formatted" : "updated", saved.name.c_str(), saved.uuid.c_str(),
          redact_url(meta_url).c_str(), redact_url(saved.storage).c_str(),
-         format_size(saved.block_size).c_str(), saved.compression.c_str());
+         format_size(saved.block_size).c_str(), saved.compression.c_str(),
+         encryption_text(saved).c_str());
   return Status::OK();
 }
 
@@ -160,10 +179,16 @@ Command add_format(CLI::App& app) {
       "On a volume that is already formatted, format fails unless --force is given; with "
       "--force only the options given on the command line change (block size and "
       "compression are fixed once data is written).\n\n"
+      "With --encrypt-rsa-key every data block is encrypted (AES-256-GCM) with a random "
+      "data key that is stored only wrapped by the given RSA key; mounting then needs the "
+      "same key. Encryption is chosen once, when the volume is first formatted. Losing the "
+      "RSA key loses the data. See docs/encryption.md.\n\n"
       "Sizes take an optional binary unit suffix: K, M, G, T (4M = 4 MiB).",
       "  sluice format sqlite3:///var/lib/sluice/models.db models --storage file:///data/objects\n"
       "  sluice format sqlite3://models.db models --compression zstd --capacity 10T\n"
-      "  sluice format --force sqlite3://models.db models --trash-days 7");
+      "  sluice format --force sqlite3://models.db models --trash-days 7\n"
+      "  SLUICE_RSA_PASSPHRASE=... sluice format sqlite3://models.db models "
+      "--encrypt-rsa-key key.pem");
   sub->add_option("META_URL", a->meta_url,
                   "Metadata engine URL: sqlite3://PATH (the database file is created) or "
                   "mem://NAME (in-process, for tests)")
@@ -196,6 +221,10 @@ Command add_format(CLI::App& app) {
   a->o_trash = sub->add_option("--trash-days", a->trash_days,
                                "Days that deleted data is kept before its objects are removed")
                    ->capture_default_str();
+  sub->add_option("--encrypt-rsa-key", a->rsa_key,
+                  "Encrypt the volume's data with a key wrapped by the RSA private key in "
+                  "this PEM file (passphrase, if any, in $SLUICE_RSA_PASSPHRASE); only when "
+                  "the volume is first formatted");
   sub->add_flag("--force", a->force,
                 "Update the settings of an already formatted volume instead of failing");
   return {sub, [a] { return run_format(*a); }};

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/encryption.h"
 #include "kv/engine.h"
 #include "meta/meta.h"
 #include "object/layout.h"
@@ -76,6 +77,7 @@ Result<json> describe(meta::Meta& m, meta::Ino ino) {
 void print_text(const json& j) {
   printf("%s\n", j["path"].get<std::string>().c_str());
   printf("  volume: %s\n", j["volume"].get<std::string>().c_str());
+  printf("  encryption: %s\n", j["encryption"].get<std::string>().c_str());
   printf("  inode:  %llu\n", j["inode"].get<unsigned long long>());
   printf("  type:   %s\n", j["type"].get<std::string>().c_str());
   uint64_t size = j["size"].get<uint64_t>();
@@ -119,6 +121,7 @@ Status run_info(const InfoArgs& a) {
     if (!j.ok()) return Status(j.status().code(), path + ": " + j.status().message());
     (*j)["path"] = path;
     (*j)["volume"] = m->format().name;
+    (*j)["encryption"] = encryption_text(m->format());
     if (a.json) {
       all.push_back(*j);
     } else {
@@ -135,7 +138,8 @@ Command add_info(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
   CLI::App* sub = add_command(
       app, "info", "Show how Sluice stores a path",
-      "For each PATH inside a mounted Sluice volume, print its inode number, type, size, "
+      "For each PATH inside a mounted Sluice volume, print the volume's name and "
+      "encryption, then the path's inode number, type, size, "
       "mode, link count and owner; for directories the number of entries, for symlinks "
       "the target, and for regular files every 64 MiB chunk with its slices (pos: offset "
       "in the chunk, id, size: stored bytes, off/len: the part of the slice in use) and "

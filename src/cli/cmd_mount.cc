@@ -29,6 +29,7 @@
 #include "cli/cli.h"
 #include "cli/control.h"
 #include "cli/mount_metrics.h"
+#include "cli/encryption.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "fuse/fuse_server.h"
@@ -65,6 +66,7 @@ struct MountArgs {
   uint64_t tensor_prefetch_bytes = 0;
   std::string inject_faults;  // testing: a FaultStore spec
   std::string metrics_addr;   // --metrics: serve Prometheus metrics here
+  std::string rsa_key;        // PEM path of an encrypted volume's RSA key
 
   // Resolved by the checks before anything is served.
   std::string abs_meta_url;   // local paths made absolute
@@ -72,6 +74,7 @@ struct MountArgs {
   uint64_t buffer_bytes = 0, cache_bytes = 0, readahead_bytes = 0;
   std::vector<std::string> cache_dirs;  // absolute, each with the volume UUID appended
   object::StoreOptions store_opts;
+  std::shared_ptr<const object::BlockCipher> cipher;  // unlocked data key, if encrypted
 };
 
 std::string hostname() {
@@ -116,6 +119,7 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   vo.readahead_blocks = a.prefetch;
   vo.download_threads = std::max(vo.download_threads, a.prefetch);
   vo.tensor_prefetch_bytes = a.tensor_prefetch_bytes;
+  vo.cipher = a.cipher;
   vfs::Vfs vfs(meta, store, vo);
 
   meta::SessionInfo info;
@@ -391,6 +395,7 @@ Status run_mount(MountArgs& a) {
   a.store_opts.fault_spec = a.inject_faults;
   a.abs_meta_url = absolute_url(a.meta_url);
   ASSIGN_OR_RETURN(meta::Format fmt, check_volume(a.abs_meta_url));
+  ASSIGN_OR_RETURN(a.cipher, volume_cipher(fmt, a.rsa_key));
   ASSIGN_OR_RETURN(a.abs_mountpoint, check_mountpoint(a.mountpoint, a.nonempty));
   if (a.cache_bytes > 0) {
     ASSIGN_OR_RETURN(a.cache_dirs, resolve_cache_dirs(a.cache_dir, fmt.uuid));
@@ -426,6 +431,11 @@ Command add_mount(CLI::App& app) {
       "The mount shows in /proc/mounts as type fuse.sluice with source sluice:META_URL "
       "(any password removed). Unmount with 'sluice umount MOUNTPOINT'; buffered writes "
       "are flushed before the mount process exits.\n\n"
+      "An encrypted volume (sluice format --encrypt-rsa-key) mounts only with the RSA key "
+      "it was formatted with: --encrypt-rsa-key PEM, with the PEM's passphrase in "
+      "$SLUICE_RSA_PASSPHRASE. A missing, unreadable or different key, or a wrong "
+      "passphrase, fails the mount before it starts; so does a key given for a volume "
+      "that is not encrypted.\n\n"
       "Sizes take an optional binary unit suffix: K, M, G, T.",
       "  sluice mount sqlite3:///var/lib/sluice/models.db /mnt/models\n"
       "  sluice mount sqlite3://models.db /mnt/models --foreground --log-level debug\n"
@@ -516,6 +526,9 @@ Command add_mount(CLI::App& app) {
   sub->add_option("--metrics", a->metrics_addr,
                   "Serve metrics in the Prometheus text format at http://ADDR/metrics; ADDR "
                   "is HOST:PORT, e.g. 127.0.0.1:9567 (off by default)");
+  sub->add_option("--encrypt-rsa-key", a->rsa_key,
+                  "RSA private key (PEM) of an encrypted volume; its passphrase, if any, in "
+                  "$SLUICE_RSA_PASSPHRASE");
   // Testing only, so not in --help: see docs/object-store.md.
   sub->add_option("--inject-faults", a->inject_faults, "Object store fault injection spec")
       ->envname("SLUICE_INJECT_FAULTS")

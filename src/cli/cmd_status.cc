@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/encryption.h"
 #include "common/clock.h"
 #include "kv/engine.h"
 #include "meta/meta.h"
@@ -40,6 +41,7 @@ void print_text(const std::string& url, const meta::Format& f, const meta::StatF
   row("storage", redact_url(f.storage));
   row("block size", format_size(f.block_size));
   row("compression", f.compression);
+  row("encryption", encryption_text(f));
   row("capacity", limit_text(f.capacity, format_size(f.capacity)));
   row("inodes", limit_text(f.inodes, std::to_string(f.inodes)));
   row("trash days", std::to_string(f.trash_days));
@@ -93,7 +95,7 @@ Command add_status(CLI::App& app) {
   CLI::App* sub = add_command(
       app, "status", "Show a volume's settings and sessions",
       "Show the settings of the volume at META_URL (name, uuid, storage, block size, "
-      "compression, limits), its usage, and its live sessions: one per mount, with the "
+      "compression, encryption, limits), its usage, and its live sessions: one per mount, with the "
       "host, process id, mountpoint and the age of its last heartbeat. Passwords in URLs "
       "are not shown.",
       "  sluice status sqlite3:///var/lib/sluice/models.db\n"

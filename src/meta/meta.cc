@@ -44,6 +44,10 @@ Status Meta::format(kv::Engine& engine, const Format& in, bool force) {
           return Status(Code::kInvalid,
                         "block size and compression of a formatted volume cannot change");
         }
+        if (prev->encryption != fmt.encryption || prev->encryption_key != fmt.encryption_key ||
+            prev->encryption_key_fingerprint != fmt.encryption_key_fingerprint) {
+          return Status(Code::kInvalid, "the encryption of a formatted volume cannot change");
+        }
         fmt.uuid = prev->uuid;
         fmt.created_ns = prev->created_ns;
       }

@@ -47,6 +47,11 @@ std::string Format::to_json() const {
                       {"trash_days", trash_days},
                       {"meta_version", meta_version},
                       {"created_ns", created_ns}};
+  if (!encryption.empty()) {
+    j["encryption"] = encryption;
+    j["encryption_key"] = encryption_key;
+    j["encryption_key_fingerprint"] = encryption_key_fingerprint;
+  }
   return j.dump();
 }
 
@@ -59,6 +64,9 @@ std::optional<Format> Format::from_json(const std::string& s) {
     f.storage = j.at("storage").get<std::string>();
     f.block_size = j.at("block_size").get<uint32_t>();
     f.compression = j.value("compression", std::string("none"));
+    f.encryption = j.value("encryption", std::string());
+    f.encryption_key = j.value("encryption_key", std::string());
+    f.encryption_key_fingerprint = j.value("encryption_key_fingerprint", std::string());
     f.capacity = j.value("capacity", uint64_t{0});
     f.inodes = j.value("inodes", uint64_t{0});
     f.trash_days = j.value("trash_days", uint32_t{1});

@@ -124,6 +124,12 @@ struct Format {
   std::string storage;  // object store URL
   uint32_t block_size = 4 << 20;
   std::string compression = "none";
+  // Encryption at rest, fixed at format time (docs/encryption.md): "" (none) or
+  // "aes256gcm-rsa"; then the data key wrapped by the user's RSA key (base64) and that
+  // key's public fingerprint ("sha256:HEX"). The data key itself is never stored.
+  std::string encryption;
+  std::string encryption_key;
+  std::string encryption_key_fingerprint;
   uint64_t capacity = 0;  // bytes, 0 = unlimited
   uint64_t inodes = 0;    // 0 = unlimited
   uint32_t trash_days = 1;

@@ -4,7 +4,9 @@
 // when compression would not make the block smaller, so incompressible data costs
 // nothing to read. decode_block trusts nothing in the object: every header field is
 // checked, the payload is decompressed into exactly raw_len bytes, and the XXH3 of the
-// result must match. Any failure is kCorruption, logged once here.
+// result must match. Any failure is kCorruption, logged once here. Encrypted blocks
+// (see block_codec.h) are compressed first, then sealed; the checksum moves inside the
+// ciphertext.
 #include "object/block_codec.h"
 
 #include <lz4.h>
@@ -26,11 +28,13 @@ constexpr uint8_t kVersion = 1;
 constexpr int kZstdLevel = 1;
 // One LZ4 input byte expands to at most 255 output bytes.
 constexpr uint64_t kLz4MaxRatio = 255;
+constexpr uint16_t kFlagEncrypted = 1;
+constexpr size_t kChecksumSize = 8;
 
 struct Header {
   uint8_t version = 0;
   uint8_t compression = 0;
-  uint16_t reserved1 = 0;
+  uint16_t flags = 0;
   uint32_t raw_len = 0;
   uint32_t payload_len = 0;
   uint64_t checksum = 0;
@@ -113,28 +117,63 @@ const char* compression_name(Compression c) {
   return "unknown";
 }
 
+namespace {
+
+std::string encode_header(Compression c, uint16_t flags, size_t raw_len, size_t payload_len,
+                          uint64_t checksum) {
+  std::string out;
+  out.reserve(kBlockHeaderSize + payload_len);
+  out.append(kMagic);
+  put_u8(out, kVersion);
+  put_u8(out, static_cast<uint8_t>(c));
+  put_u16(out, flags);
+  put_u32(out, static_cast<uint32_t>(raw_len));
+  put_u32(out, static_cast<uint32_t>(payload_len));
+  put_u64(out, checksum);
+  put_u64(out, 0);
+  assert(out.size() == kBlockHeaderSize);
+  return out;
+}
+
+// Associated data of an encrypted block: its header, then its object key.
+std::string block_aad(std::string_view header, std::string_view key) {
+  std::string aad(header);
+  aad.append(key);
+  return aad;
+}
+
+}  // namespace
+
 std::string encode_block(std::string_view raw, Compression c) {
   assert(raw.size() <= std::numeric_limits<uint32_t>::max() && "block larger than 4 GiB");
   std::string compressed = compress(raw, c);
   if (compressed.empty()) c = Compression::kNone;
   std::string_view payload = compressed.empty() ? raw : std::string_view(compressed);
-
-  std::string out;
-  out.reserve(kBlockHeaderSize + payload.size());
-  out.append(kMagic);
-  put_u8(out, kVersion);
-  put_u8(out, static_cast<uint8_t>(c));
-  put_u16(out, 0);
-  put_u32(out, static_cast<uint32_t>(raw.size()));
-  put_u32(out, static_cast<uint32_t>(payload.size()));
-  put_u64(out, checksum64(raw));
-  put_u64(out, 0);
-  assert(out.size() == kBlockHeaderSize);
+  std::string out = encode_header(c, 0, raw.size(), payload.size(), checksum64(raw));
   out.append(payload);
   return out;
 }
 
-Result<std::string> decode_block(std::string_view stored, const std::string& key) {
+Result<std::string> encode_block(std::string_view raw, Compression c, const BlockCipher* cipher,
+                                 std::string_view key) {
+  if (cipher == nullptr) return encode_block(raw, c);
+  constexpr size_t kExtra = BlockCipher::kOverhead + kChecksumSize;
+  assert(raw.size() <= std::numeric_limits<uint32_t>::max() - kExtra && "block too large");
+  std::string compressed = compress(raw, c);
+  if (compressed.empty()) c = Compression::kNone;
+  std::string_view data = compressed.empty() ? raw : std::string_view(compressed);
+  std::string plain;
+  plain.reserve(kChecksumSize + data.size());
+  put_u64(plain, checksum64(raw));
+  plain.append(data);
+  std::string out = encode_header(c, kFlagEncrypted, raw.size(), data.size() + kExtra, 0);
+  ASSIGN_OR_RETURN(std::string sealed, cipher->encrypt(plain, block_aad(out, key)));
+  out.append(sealed);
+  return out;
+}
+
+Result<std::string> decode_block(std::string_view stored, const std::string& key,
+                                 const BlockCipher* cipher) {
   if (stored.size() < kBlockHeaderSize) {
     return corrupt(key, "object of " + std::to_string(stored.size()) +
                             " bytes is shorter than the block header");
@@ -144,7 +183,7 @@ Result<std::string> decode_block(std::string_view stored, const std::string& key
   Header h;
   h.version = dec.get_u8();
   h.compression = dec.get_u8();
-  h.reserved1 = dec.get_u16();
+  h.flags = dec.get_u16();
   h.raw_len = dec.get_u32();
   h.payload_len = dec.get_u32();
   h.checksum = dec.get_u64();
@@ -155,11 +194,30 @@ Result<std::string> decode_block(std::string_view stored, const std::string& key
   if (h.compression > static_cast<uint8_t>(Compression::kZstd)) {
     return corrupt(key, "unknown compression id " + std::to_string(h.compression));
   }
-  if (h.reserved1 != 0 || h.reserved2 != 0) return corrupt(key, "reserved header bits set");
+  if ((h.flags & ~kFlagEncrypted) != 0 || h.reserved2 != 0) {
+    return corrupt(key, "reserved header bits set");
+  }
   std::string_view payload = dec.rest();
   if (payload.size() != h.payload_len) {
     return corrupt(key, "payload is " + std::to_string(payload.size()) + " bytes, header says " +
                             std::to_string(h.payload_len));
+  }
+  const bool encrypted = (h.flags & kFlagEncrypted) != 0;
+  if (encrypted && cipher == nullptr) {
+    return corrupt(key, "the block is encrypted, but the volume has no encryption key");
+  }
+  if (!encrypted && cipher != nullptr) {
+    return corrupt(key, "the block is not encrypted, but the volume is");
+  }
+  std::string opened;  // the decrypted payload: u64 checksum, then the data
+  if (encrypted) {
+    if (h.checksum != 0) return corrupt(key, "an encrypted block has a checksum in the clear");
+    auto plain = cipher->decrypt(payload, block_aad(stored.substr(0, kBlockHeaderSize), key));
+    if (!plain.ok()) return corrupt(key, plain.status().message());
+    if (plain->size() < kChecksumSize) return corrupt(key, "decrypted payload has no checksum");
+    opened = std::move(*plain);
+    h.checksum = Decoder(opened).get_u64();
+    payload = std::string_view(opened).substr(kChecksumSize);
   }
   auto c = static_cast<Compression>(h.compression);
   std::string raw;

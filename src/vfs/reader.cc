@@ -421,7 +421,7 @@ Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {
       return Status(Code::kIO, "reading " + key + ": " + stored.status().message());
     }
     stats_.object_get_bytes += stored->size();
-    auto raw = object::decode_block(*stored, key);
+    auto raw = object::decode_block(*stored, key, opts_.cipher.get());
     if (raw.ok() && raw->size() == len) return raw;
     stats_.object_errors++;
     Status err = raw.ok() ? Status(Code::kCorruption,

@@ -67,6 +67,12 @@ Vfs::Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store,
   } else {
     init_error_ = c.status();
   }
+  if (!fmt.encryption.empty() && !opts_.cipher) {
+    init_error_ = Status(Code::kInvalid, "volume '" + fmt.name + "' is encrypted (" +
+                                             fmt.encryption + "): its key is needed");
+  } else if (fmt.encryption.empty() && opts_.cipher) {
+    init_error_ = Status(Code::kInvalid, "volume '" + fmt.name + "' is not encrypted");
+  }
   if (fmt.block_size == 0 || fmt.block_size > meta::kChunkSize) {
     init_error_ = Status(Code::kInvalid, "volume block size " + std::to_string(fmt.block_size) +
                                              " is not in (0, 64 MiB]");

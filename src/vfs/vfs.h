@@ -72,6 +72,9 @@ struct VfsOptions {
   // memory cache and the disk write queue; see docs/cache.md. Call after the cache_*
   // fields are set.
   void set_memory_budget(uint64_t total);
+  // The data-key cipher of an encrypted volume (see object/block_cipher.h); required
+  // exactly when the volume's format names an encryption, else start() fails.
+  std::shared_ptr<const object::BlockCipher> cipher;
 };
 
 struct VfsStats {

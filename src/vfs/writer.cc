@@ -162,11 +162,11 @@ void Vfs::submit_block_locked(FileWriter& w, SliceBuffer& b, uint32_t i) {
     w.uploads->in_flight++;
   }
   uploads_->submit([this, u = w.uploads, up, data = std::move(data)]() mutable {
-    std::string stored = object::encode_block(data, compression_);
-    Status s = store_->put(up->key, stored);
+    auto stored = object::encode_block(data, compression_, opts_.cipher.get(), up->key);
+    Status s = stored.ok() ? store_->put(up->key, *stored) : stored.status();
     if (s.ok()) {
       stats_.object_puts++;
-      stats_.object_put_bytes += stored.size();
+      stats_.object_put_bytes += stored->size();
       buffered_bytes_ -= data.size();
       cache_->put(up->key, std::move(data));
     } else {

@@ -65,7 +65,7 @@ TEST_P(CodecTest, HeaderLayoutMatchesTheFormat) {
   EXPECT_EQ(d.get_bytes(4), "SLBK");
   EXPECT_EQ(d.get_u8(), 1);                                  // version
   EXPECT_EQ(d.get_u8(), uint8_t(GetParam()));                // compression
-  EXPECT_EQ(d.get_u16(), 0);                                 // reserved
+  EXPECT_EQ(d.get_u16(), 0);                                 // flags: not encrypted
   EXPECT_EQ(d.get_u32(), raw.size());                        // raw_len
   EXPECT_EQ(d.get_u32(), stored.size() - kBlockHeaderSize);  // payload_len
   EXPECT_EQ(d.get_u64(), checksum64(raw));

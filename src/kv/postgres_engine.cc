@@ -178,8 +178,9 @@ class PgEngine final : public Engine {
     int64_t xid = 0;
     if (read_only) {
       PgResult r(PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
         return pg::error_of(c, r.get(), desc_, "begin");
+      }
     } else {
       // One round trip: BEGIN, and the transaction id for resolving a lost commit.
       PgResult r(PQexec(c, "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT txid_current()"));
@@ -233,7 +234,7 @@ class PgEngine final : public Engine {
           e.open_--;
         }
       }
-      e.cv_.notify_one();
+      e.cv_.notify_all();  // one pooled, or several closed: waiters may connect anew
     }
   };
 

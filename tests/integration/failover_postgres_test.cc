@@ -4,7 +4,9 @@
 // data directory and port). Every file whose fsync and close returned must be there with
 // its content afterwards, the mount must keep working, and `sluice fsck` must find the
 // volume consistent. Runs in the plain `integration` run only (the other runs filter out
-// Failover*), whatever SLUICE_TEST_META says.
+// Failover*), whatever SLUICE_TEST_META says. PostgresCli: the one-line errors of format
+// and mount for an unreachable server and an unformatted database, and credentials from
+// the environment.
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -122,10 +124,50 @@ TEST_F(FailoverPostgres, RestartDuringWritesLosesNothing) {
   EXPECT_EQ(read_file(mnt_ + "/after/x"), "still here");
   EXPECT_GE(list_dir(mnt_ + "/w").size(), acked.size());
 
+  RecordProperty("acked_files", static_cast<int>(acked.size()));
+  RecordProperty("failed_writes", failed.load());
   CliResult u = cli({"umount", mnt_});
   ASSERT_EQ(u.code, 0) << u.err;
   CliResult fsck = cli({"fsck", meta_url_});
   EXPECT_EQ(fsck.code, 0) << "sluice fsck after the restart:\n" << fsck.out << fsck.err;
+}
+
+using PostgresCli = TempDirTest;
+
+TEST_F(PostgresCli, UnreachableOrUnformattedIsOneLineError) {
+  SLUICE_POSTGRES_OR_SKIP(pg);
+  const std::string dead = "postgres://postgres:secret@127.0.0.1:1/db";  // nothing on port 1
+  CliResult f = cli({"format", dead, "vol", "--storage", "file://" + path("objects")});
+  expect_one_line_error(f,
+                        "cannot connect to metadata engine postgres://postgres@127.0.0.1:1/db: "
+                        "Connection refused");
+  EXPECT_EQ(f.err.find("secret"), std::string::npos) << f.err;
+  ASSERT_EQ(mkdir(path("mnt").c_str(), 0755), 0);
+  CliResult m = cli({"mount", dead, path("mnt")});
+  expect_one_line_error(m, "cannot connect to metadata engine");
+
+  ASSERT_EQ(pg->exec("CREATE DATABASE sluice_cli_empty"), "");
+  m = cli({"mount", pg->url("", "sluice_cli_empty"), path("mnt")});
+  expect_one_line_error(m, "is not formatted");
+  EXPECT_FALSE(is_mounted(path("mnt")));
+}
+
+TEST_F(PostgresCli, FormatCreatesTheDatabaseWithThePasswordFromTheEnvironment) {
+  SLUICE_POSTGRES_OR_SKIP(pg);
+  const std::string url = std::string("postgres://") + sluice::testing::kPgPasswordUser +
+                          "@127.0.0.1:" + std::to_string(pg->port()) + "/sluice_cli_pw";
+  const std::string storage = "file://" + path("objects");
+  unsetenv("PGPASSWORD");
+  unsetenv("SLUICE_META_PASSWORD");
+  CliResult f = cli({"format", url, "vol", "--storage", storage});
+  expect_one_line_error(f, "cannot connect to metadata engine");
+  setenv("SLUICE_META_PASSWORD", sluice::testing::kPgPassword, 1);
+  f = cli({"format", url, "vol", "--storage", storage});
+  CliResult s = cli({"status", url});
+  unsetenv("SLUICE_META_PASSWORD");
+  EXPECT_EQ(f.code, 0) << f.err;
+  EXPECT_NE(f.out.find("formatted volume 'vol'"), std::string::npos) << f.out;
+  EXPECT_EQ(s.code, 0) << s.err;
 }
 
 }  // namespace

@@ -206,6 +206,33 @@ TEST(PostgresEngine, ReconnectsAfterServerRestart) {
   EXPECT_EQ(get_one(*e, "k"), "after");
 }
 
+// The connection dies just before COMMIT (its backend is terminated, and we wait until it
+// has exited): the engine learns from txid_status that the transaction did not commit, so
+// the driver re-runs the closure, and its writes land once.
+TEST(PostgresEngine, ConnectionLostBeforeCommitIsResolvedAndRetried) {
+  SLUICE_POSTGRES_OR_SKIP(pg);
+  auto e = must_open(pg->fresh_url());
+  ASSERT_TRUE(e);
+  ASSERT_TRUE(put_one(*e, "n", "1").ok());
+  int runs = 0;
+  std::string killed;
+  Status st = e->transact([&](Txn& t) -> Status {
+    runs++;
+    ASSIGN_OR_RETURN(auto v, t.get("n"));
+    RETURN_IF_ERROR(t.put("n", std::to_string(testing::parse_count(v) + 1)));
+    if (runs == 1) {
+      killed = pg->exec(
+          "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = "
+          "'sluice' AND state = 'idle in transaction'");
+    }
+    return Status::OK();
+  });
+  EXPECT_EQ(killed, "");
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(get_one(*e, "n"), "2");
+}
+
 // Increments from several threads while the server restarts: the driver retries through
 // the outage, and every increment that returned OK is counted exactly once.
 TEST(PostgresEngine, IncrementsCountExactlyAcrossRestart) {

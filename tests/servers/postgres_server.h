@@ -3,7 +3,8 @@
 // initdb in a temp directory, then postgres listening on 127.0.0.1 at a free port with
 // its unix socket in the same directory; stopped (and the directory removed) when the
 // test program ends, by a gtest global Environment. initdb and postgres refuse to run as
-// root, so when we are root they run as the `postgres` user (fork + setuid).
+// root, so when we are root they run as the `postgres` user (fork + setuid). The server
+// inherits none of the test's file descriptors.
 //
 // Auth: trust for everyone on loopback, except role kPgPasswordUser (password
 // kPgPassword, may create databases), which must authenticate with SCRAM. Database
@@ -133,6 +134,10 @@ class PostgresServer {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
+      // No other descriptor of the test may live on in the server: a file open on a Sluice
+      // mount, closed by an exiting backend, would wait in FUSE flush for a metadata commit
+      // that waits for this very server (a deadlock at shutdown).
+      ::close_range(3, ~0U, 0);
       if (run_as_ != static_cast<uid_t>(-1)) {
         if (::setgroups(0, nullptr) != 0 || ::setgid(run_gid_) != 0 || ::setuid(run_as_) != 0) {
           ::_exit(126);

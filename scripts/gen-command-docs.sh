@@ -23,6 +23,7 @@ Metadata engines (META_URL):
 | URL | engine |
 |-----|--------|
 | `sqlite3://PATH[?sync=full\|normal&busy_timeout_ms=N]` | SQLite file in WAL mode; `sqlite3:///abs/path.db` or `sqlite3://relative.db` |
+| `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?prefix=NAME]` | PostgreSQL (also `postgresql://`); password from `SLUICE_META_PASSWORD` or `PGPASSWORD`; see [metadata-engines.md](metadata-engines.md) |
 | `mem://NAME` | in-process memory, for tests only |
 
 Object stores (`--storage`):

@@ -190,8 +190,9 @@ Command add_format(CLI::App& app) {
       "  SLUICE_RSA_PASSPHRASE=... sluice format sqlite3://models.db models "
       "--encrypt-rsa-key key.pem");
   sub->add_option("META_URL", a->meta_url,
-                  "Metadata engine URL: sqlite3://PATH (the database file is created) or "
-                  "mem://NAME (in-process, for tests)")
+                  "Metadata engine URL: sqlite3://PATH (the database file is created), "
+                  "postgres://USER@HOST:PORT/DB[?prefix=NAME] (the database and table are "
+                  "created if missing) or mem://NAME (in-process, for tests)")
       ->required();
   sub->add_option("NAME", a->name,
                   "Volume name: 1-63 letters, digits, '-', '_' or '.'; the key prefix of "

@@ -3,7 +3,8 @@
 // An Engine runs closures over a Txn atomically. Keys and values are arbitrary byte
 // strings; keys order bytewise (memcmp), so big-endian encoded integers scan in numeric
 // order. Engines: sqlite3://PATH (embedded default), mem://NAME (tests, fault
-// injection). Every engine passes tests/kv/conformance_test.cc.
+// injection), postgres://USER@HOST:PORT/DATABASE (kv/postgres_engine.h). Every engine
+// passes tests/kv/conformance_test.cc.
 //
 // The driver (Engine::transact) owns retries: a closure may run several times, so it
 // must not have side effects outside the Txn other than assigning its outputs.

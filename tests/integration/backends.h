@@ -1,7 +1,7 @@
 // Which metadata engine and object store the integration suite runs on. The environment
 // chooses, so that one `integration` binary covers every backend (tests/CMakeLists.txt
 // runs it once per backend):
-//   SLUICE_TEST_META     sqlite3 (default)
+//   SLUICE_TEST_META     sqlite3 (default) | postgres (servers/postgres_server.h)
 //   SLUICE_TEST_STORAGE  file (default) | s3 (s3rver on loopback, servers/s3_server.h)
 // Each call returns the URL of a fresh, empty namespace named by `unique` (a new key prefix
 // or bucket path), so tests stay independent while one server serves the whole process.
@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "servers/postgres_server.h"
 #include "servers/s3_server.h"
 
 namespace sluice::test {
@@ -32,9 +33,15 @@ inline std::string test_storage_kind() { return env_or("SLUICE_TEST_STORAGE", "f
 // (e.g. "?sync=normal").
 inline BackendUrl test_meta_url(const std::string& dir, const std::string& unique,
                                 const std::string& sqlite_options) {
-  (void)unique;
   const std::string kind = test_meta_kind();
   if (kind == "sqlite3") return {"sqlite3://" + dir + "/meta.db" + sqlite_options, ""};
+  if (kind == "postgres") {
+    sluice::testing::PostgresServer* pg = sluice::testing::PostgresServer::get();
+    if (pg == nullptr) {
+      return {"", "PostgreSQL cannot run: " + sluice::testing::PostgresServer::why()};
+    }
+    return {pg->url(unique), ""};
+  }
   return {"", "unknown SLUICE_TEST_META '" + kind + "'"};
 }
 

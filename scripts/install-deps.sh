@@ -9,6 +9,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git
   libfuse3-dev fuse3
   libsqlite3-dev sqlite3
+  libhiredis-dev redis-server
   libzstd-dev liblz4-dev libxxhash-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libcurl4-openssl-dev libssl-dev

@@ -23,6 +23,7 @@ Metadata engines (META_URL):
 | URL | engine |
 |-----|--------|
 | `sqlite3://PATH[?sync=full\|normal&busy_timeout_ms=N]` | SQLite file in WAL mode; `sqlite3:///abs/path.db` or `sqlite3://relative.db` |
+| `redis://[USER:PASS@]HOST[:PORT][/DB][?prefix=NAME&timeout_ms=N]` | Redis 6+ (append-only file with fsync); see [metadata-engines.md](metadata-engines.md) |
 | `mem://NAME` | in-process memory, for tests only |
 
 Object stores (`--storage`):

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kv/engine.h"
@@ -251,6 +252,34 @@ TEST(RedisEngine, ConcurrentProcessesCountExactly) {
   auto e = open_or_die(url);
   ASSERT_TRUE(e);
   EXPECT_EQ(read_count(*e, "counter"), uint64_t{kProcs * kPerProc});
+}
+
+// A commit whose reply never comes (the server is stuck in a long script for longer than
+// the client's I/O timeout, then runs the commit after the client gave up on it) is
+// resolved through its marker: applied exactly once, not once per attempt.
+TEST(RedisEngine, CommitWithLostReplyIsAppliedExactlyOnce) {
+  SLUICE_REDIS_OR_SKIP(redis);
+  auto e = open_or_die(redis->fresh_url() + "&timeout_ms=300");
+  ASSERT_TRUE(e);
+  ASSERT_TRUE(put_one(*e, "counter", "0").ok());
+  const std::string busy_1s =
+      "local s = redis.call('TIME') "
+      "while true do local n = redis.call('TIME') "
+      "if (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 1000000 then break end end "
+      "return 1";
+  std::thread busy;
+  int calls = 0;
+  Status st = e->transact([&](Txn& t) -> Status {
+    ASSIGN_OR_RETURN(auto v, t.get("counter"));
+    if (calls++ == 0) {  // the commit below goes out while the server is busy
+      busy = std::thread([&] { raw_command(redis->port(), {"EVAL", busy_1s, "0"}); });
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return t.put("counter", std::to_string(std::stoi(*v) + 1));
+  });
+  busy.join();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(read_count(*e, "counter"), 1u) << "closure ran " << calls << " times";
 }
 
 // While the server is down transactions fail with kUnavailable (after the driver's

@@ -56,7 +56,7 @@ class FailoverRedis : public TempDirTest {
 
   // Creates, writes and fsyncs one small file; true only if every step succeeded.
   static bool write_synced(const std::string& p, const std::string& data) {
-    int fd = ::open(p.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    int fd = ::open(p.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return false;
     bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
               ::fsync(fd) == 0;

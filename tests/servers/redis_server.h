@@ -67,6 +67,8 @@ class RedisServer {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
+      // Not one of our descriptors (a test's open file on a mount would keep it busy).
+      ::close_range(3, ~0U, 0);
       ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
                "--dir", dir_.c_str(), "--save", "", "--appendonly", "yes", "--appendfsync",
                "always", "--daemonize", "no", nullptr);

@@ -10,6 +10,7 @@ PKGS=(
   libfuse3-dev fuse3
   libsqlite3-dev sqlite3
   libpq-dev postgresql
+  libhiredis-dev redis-server
   libzstd-dev liblz4-dev libxxhash-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libcurl4-openssl-dev libssl-dev openssl libcpp-httplib-dev

@@ -11,6 +11,8 @@ BUILD_DIR=build
 [ "${SLUICE_SANITIZE:-0}" = 1 ] && BUILD_DIR=build-asan
 # The S3 tests fail instead of skipping when s3rver cannot run.
 export SLUICE_REQUIRE_S3=1
+# So do the metadata-engine tests when their server (redis-server, ...) cannot run.
+export SLUICE_REQUIRE_SERVERS=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$BUILD_DIR"

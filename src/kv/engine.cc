@@ -8,6 +8,7 @@
 #include "common/url.h"
 #include "kv/mem_engine.h"
 #include "kv/postgres_engine.h"
+#include "kv/redis_engine.h"
 #include "kv/sqlite_engine.h"
 
 namespace sluice::kv {
@@ -53,8 +54,9 @@ Result<std::shared_ptr<Engine>> open_engine(const std::string& url, bool create)
   if (u.scheme == "postgres" || u.scheme == "postgresql") {
     return open_postgres_engine(u, create);
   }
+  if (u.scheme == "redis" || u.scheme == "rediss") return open_redis_engine(u, create);
   return Status(Code::kInvalid, "unsupported metadata URL scheme '" + u.scheme + "://' in '" +
-                                    url + "' (supported: sqlite3://, mem://, postgres://)");
+                                    url + "' (supported: sqlite3://, mem://, postgres://, redis://)");
 }
 
 }  // namespace sluice::kv

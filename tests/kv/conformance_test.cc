@@ -1,6 +1,6 @@
 // The kv conformance suite: every engine must pass these tests unchanged. Each test runs
 // once per engine (mem://, sqlite3:// on a file in a fresh temporary directory, and
-// postgres:// under a fresh prefix on the test server of servers/postgres_server.h).
+// postgres:// and redis:// under a fresh prefix on the test servers of tests/servers/).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "kv/engine.h"
 #include "kv_test_util.h"
 #include "servers/postgres_server.h"
+#include "servers/redis_server.h"
 
 namespace sluice::kv {
 namespace {
@@ -33,6 +34,10 @@ class Conformance : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "postgres") {
       SLUICE_POSTGRES_OR_SKIP(pg);
       url = pg->fresh_url();
+    }
+    if (GetParam() == "redis") {
+      SLUICE_REDIS_OR_SKIP(redis);
+      url = redis->fresh_url();
     }
     auto r = open_engine(url, true);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -291,7 +296,7 @@ TEST_P(Conformance, ConcurrentTransfersKeepTheSum) {
   for (const auto& kv : scan_all("acct/", "acct0")) EXPECT_GE(std::stoll(kv.value), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, Conformance, ::testing::Values("mem", "sqlite3", "postgres"),
+INSTANTIATE_TEST_SUITE_P(Engines, Conformance, ::testing::Values("mem", "sqlite3", "postgres", "redis"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

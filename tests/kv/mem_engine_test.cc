@@ -199,10 +199,11 @@ TEST(MemEngine, PreventsWriteSkew) {
 }
 
 TEST(OpenEngine, UnknownSchemeListsSupportedOnes) {
-  auto r = open_engine("redis://localhost/0");
+  auto r = open_engine("tikv://localhost/0");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kInvalid);
   const std::string& msg = r.status().message();
+  EXPECT_NE(msg.find("tikv://"), std::string::npos) << msg;
   EXPECT_NE(msg.find("redis://"), std::string::npos) << msg;
   EXPECT_NE(msg.find("sqlite3://"), std::string::npos) << msg;
   EXPECT_NE(msg.find("mem://"), std::string::npos) << msg;

@@ -136,7 +136,7 @@ class Loader {
     if (!header) return Status(Code::kInvalid, "the dump is empty");
     if (!ended) {
       return Status(Code::kInvalid, "the dump is truncated (no end record after line " +
-                                        std::to_string(line_) + "); the volume is incomplete");
+                                        std::to_string(line_) + ")");
     }
     return stats_;
   }

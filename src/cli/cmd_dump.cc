@@ -32,8 +32,7 @@ Status run_dump(const DumpArgs& a) {
   if (tty) {
     opts.progress = [](const meta::DumpStats& s) {
       fprintf(stderr, "\rdumped %llu records (%llu inodes, %llu entries), %s",
-              static_cast<unsigned long long>(s.records),
-              static_cast<unsigned long long>(s.inodes),
+              static_cast<unsigned long long>(s.records), static_cast<unsigned long long>(s.inodes),
               static_cast<unsigned long long>(s.entries), format_size(s.bytes).c_str());
     };
   }
@@ -83,8 +82,7 @@ Command add_dump(CLI::App& app) {
       "not dumped; files that are open but already unlinked are dumped as removed.",
       "  sluice dump sqlite3:///var/lib/sluice/models.db models.jsonl\n"
       "  sluice dump sqlite3://models.db - | zstd > models.jsonl.zst");
-  sub->add_option("META_URL", a->meta_url, "Metadata engine URL of a formatted volume")
-      ->required();
+  sub->add_option("META_URL", a->meta_url, "Metadata engine URL of a formatted volume")->required();
   sub->add_option("FILE", a->file, "Where to write the dump; '-' for stdout")->required();
   sub->add_flag("--paged", a->paged,
                 "Read in pages of separate transactions instead of one snapshot (for engines "

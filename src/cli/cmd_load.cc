@@ -36,8 +36,7 @@ Status run_load(const LoadArgs& a) {
   if (tty) {
     opts.progress = [](const meta::DumpStats& s) {
       fprintf(stderr, "\rloaded %llu records (%llu inodes, %llu entries), %s",
-              static_cast<unsigned long long>(s.records),
-              static_cast<unsigned long long>(s.inodes),
+              static_cast<unsigned long long>(s.records), static_cast<unsigned long long>(s.inodes),
               static_cast<unsigned long long>(s.entries), format_size(s.bytes).c_str());
     };
   }
@@ -66,8 +65,7 @@ Command add_load(CLI::App& app) {
       "incomplete volume that mount refuses; load again into an empty database.",
       "  sluice load sqlite3:///var/lib/sluice/models-copy.db models.jsonl\n"
       "  zstd -dc models.jsonl.zst | sluice load sqlite3://models.db -");
-  sub->add_option("META_URL", a->meta_url, "Metadata engine URL of an empty database")
-      ->required();
+  sub->add_option("META_URL", a->meta_url, "Metadata engine URL of an empty database")->required();
   sub->add_option("FILE", a->file, "The dump to read; '-' for stdin")->required();
   return {sub, [a] { return run_load(*a); }};
 }

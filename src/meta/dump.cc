@@ -6,11 +6,12 @@
 // so the attributes and symlink target are looked up ahead when they are not in the page.
 // Fetching a page (reads) and writing it (output) are separate steps, so a paged dump never
 // writes from inside a transaction the engine may re-run.
+#include "meta/dump.h"
+
 #include <unordered_map>
 
 #include "common/clock.h"
 #include "common/encoding.h"
-#include "meta/dump.h"
 #include "meta/dump_codec.h"
 #include "meta/internal.h"
 #include "meta/keys.h"
@@ -58,7 +59,8 @@ class Dumper {
   Status fetch_header(kv::Txn& txn) {
     ASSIGN_OR_RETURN(auto vals, txn.multi_get({keys::setting(), keys::loading()}));
     if (vals[1]) {
-      return Status(Code::kInvalid, "the volume holds an unfinished 'sluice load'; nothing to dump");
+      return Status(Code::kInvalid,
+                    "the volume holds an unfinished 'sluice load'; nothing to dump");
     }
     if (!vals[0]) return Status(Code::kInvalid, "not a Sluice volume (no settings)");
     setting_ = std::move(*vals[0]);
@@ -131,7 +133,8 @@ class Dumper {
     for (const auto& kv : counters_) {
       std::string name = kv.key.substr(1);
       auto v = decode_u64(kv.value);
-      if (!v.ok() || !valid_utf8(name)) return corrupt("counter " + show_key(kv.key) + " is malformed");
+      if (!v.ok() || !dump::valid_utf8(name))
+        return corrupt("counter " + show_key(kv.key) + " is malformed");
       uint64_t n = *v;
       // Open-unlinked inodes were dumped as removed: charge them as closing would.
       if (name == keys::kUsedInodes) n -= orphan_inodes_;
@@ -152,8 +155,6 @@ class Dumper {
   bool wrote_anything() const { return stats_.bytes > 0; }
 
  private:
-  static bool valid_utf8(std::string_view s) { return dump::valid_utf8(s); }
-
   using KeyFn = std::string (*)(Ino);
   static Status look_up(kv::Txn& txn, const std::vector<Ino>& inos,
                         std::unordered_map<Ino, std::optional<std::string>>& found, KeyFn key) {
@@ -188,8 +189,10 @@ class Dumper {
     const std::string& k = kv.key;
     if (k.empty()) return corrupt("an empty key");
     switch (k[0]) {
-      case 'A': return write_inode_key(kv, p);
-      case 'C': return Status::OK();  // counters go in the trailer
+      case 'A':
+        return write_inode_key(kv, p);
+      case 'C':
+        return Status::OK();  // counters go in the trailer
       case 'D': {
         uint64_t ino = 0;
         auto len = decode_u64(kv.value);

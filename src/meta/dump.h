@@ -56,7 +56,7 @@ struct DumpOptions {
 Result<DumpStats> dump_volume(kv::Engine& engine, std::ostream& out, const DumpOptions& opts);
 
 struct LoadOptions {
-  size_t batch_keys = 1000;        // puts per transaction, at most
+  size_t batch_keys = 1000;       // puts per transaction, at most
   size_t batch_bytes = 4u << 20;  // bytes of keys and values per transaction, at most
   DumpProgress progress;
 };

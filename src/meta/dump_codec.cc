@@ -109,8 +109,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
       v[k] = b64_value(c);
       if (v[k] < 0) return std::nullopt;
     }
-    uint32_t x = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) |
-                 uint32_t(v[3]);
+    uint32_t x =
+        (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) | uint32_t(v[3]);
     out.push_back(static_cast<char>(x >> 16));
     if (pad < 2) out.push_back(static_cast<char>(x >> 8));
     if (pad < 1) out.push_back(static_cast<char>(x));

@@ -32,8 +32,8 @@ class Fields {
   // Fails on any field not in `allowed`.
   Status only(std::initializer_list<const char*> allowed) const {
     for (auto it = j_.begin(); it != j_.end(); ++it) {
-      bool ok = std::any_of(allowed.begin(), allowed.end(),
-                            [&](const char* a) { return it.key() == a; });
+      bool ok =
+          std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return it.key() == a; });
       if (!ok) return bad("unknown field '" + it.key() + "'");
     }
     return Status::OK();
@@ -47,7 +47,8 @@ class Fields {
     if (!v) return bad(std::string("missing field '") + name + "'");
     return v;
   }
-  Result<uint64_t> u64(const char* name, uint64_t max = std::numeric_limits<uint64_t>::max()) const {
+  Result<uint64_t> u64(const char* name,
+                       uint64_t max = std::numeric_limits<uint64_t>::max()) const {
     ASSIGN_OR_RETURN(const Json* v, need(name));
     if (!v->is_number_unsigned() || v->get<uint64_t>() > max) {
       return bad(std::string("field '") + name + "' must be an integer from 0 to " +
@@ -171,11 +172,12 @@ class Loader {
       ASSIGN_OR_RETURN(auto any, txn.scan("", "", 1));
       if (!any.empty()) {
         if (any[0].key == keys::loading()) {
-          return Status(Code::kExists, engine_.describe() +
-                                           " holds an unfinished load; load into an empty database");
+          return Status(
+              Code::kExists,
+              engine_.describe() + " holds an unfinished load; load into an empty database");
         }
-        return Status(Code::kExists, engine_.describe() +
-                                         " is not empty; load needs an empty database");
+        return Status(Code::kExists,
+                      engine_.describe() + " is not empty; load needs an empty database");
       }
       RETURN_IF_ERROR(txn.put(keys::loading(), marker.dump()));
       return txn.put(keys::setting(), setting);
@@ -207,8 +209,9 @@ class Loader {
       ASSIGN_OR_RETURN(int64_t time, f.i64("time"));
       RETURN_IF_ERROR(put(keys::delayed_slice(time, id, size), ""));
     } else {
-      return Status(Code::kInvalid, "unknown record (no inode, dir, chunk, xattr, deleted, "
-                                    "dropped or end field)");
+      return Status(Code::kInvalid,
+                    "unknown record (no inode, dir, chunk, xattr, deleted, "
+                    "dropped or end field)");
     }
     if (++stats_.records % kProgressEvery == 0 && opts_.progress) opts_.progress(stats_);
     return Status::OK();
@@ -216,8 +219,8 @@ class Loader {
 
   Status inode(const Json& j) {
     Fields f(j, "inode");
-    RETURN_IF_ERROR(f.only({"inode", "type", "mode", "uid", "gid", "nlink", "size", "rdev",
-                            "atime", "mtime", "ctime", "parent", "target"}));
+    RETURN_IF_ERROR(f.only({"inode", "type", "mode", "uid", "gid", "nlink", "size", "rdev", "atime",
+                            "mtime", "ctime", "parent", "target"}));
     ASSIGN_OR_RETURN(Ino ino, f.ino("inode"));
     Attr a;
     ASSIGN_OR_RETURN(a.type, f.type("type"));

@@ -96,8 +96,8 @@ class DumpLoad : public MountFixture, public ::testing::WithParamInterface<Engin
   }
 
   void expect_same_files(const std::string& root) {
-    EXPECT_EQ(list_dir(root), (std::set<std::string>{"models", "shared", "empty", "sparse",
-                                                     "latest", "fifo"}));
+    EXPECT_EQ(list_dir(root),
+              (std::set<std::string>{"models", "shared", "empty", "sparse", "latest", "fifo"}));
     EXPECT_EQ(read_file(root + "/models/big.bin"), big_);
     EXPECT_EQ(read_file(root + "/models/config.json"), small_);
     EXPECT_EQ(read_file(root + "/shared/hard"), small_);
@@ -105,7 +105,8 @@ class DumpLoad : public MountFixture, public ::testing::WithParamInterface<Engin
     ASSERT_EQ(sparse.size(), (70u << 20) + small_.size());
     EXPECT_EQ(sparse.substr(70 << 20), small_);
     EXPECT_EQ(sparse.find_first_not_of('\0'), size_t(70) << 20);
-    struct stat a {}, b {}, st {};
+    struct stat a {
+    }, b{}, st{};
     ASSERT_EQ(stat((root + "/models/config.json").c_str(), &a), 0);
     ASSERT_EQ(stat((root + "/shared/hard").c_str(), &b), 0);
     EXPECT_EQ(a.st_ino, b.st_ino);

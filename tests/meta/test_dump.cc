@@ -34,13 +34,16 @@ std::string diff(const std::vector<kv::KeyValue>& a, const std::vector<kv::KeyVa
   std::string out;
   auto show = [](const std::string& k) {
     std::string s;
-    for (unsigned char c : k) s += (c >= 0x20 && c < 0x7f) ? std::string(1, char(c)) : "\\x" + std::to_string(c);
+    for (unsigned char c : k)
+      s += (c >= 0x20 && c < 0x7f) ? std::string(1, char(c)) : "\\x" + std::to_string(c);
     return s;
   };
   for (auto& [k, v] : ma) {
     auto it = mb.find(k);
-    if (it == mb.end()) out += "only in source: " + show(k) + "\n";
-    else if (it->second != v) out += "different value: " + show(k) + "\n";
+    if (it == mb.end())
+      out += "only in source: " + show(k) + "\n";
+    else if (it->second != v)
+      out += "different value: " + show(k) + "\n";
   }
   for (auto& [k, v] : mb) {
     if (!ma.count(k)) out += "only in copy: " + show(k) + "\n";
@@ -91,8 +94,8 @@ class DumpTest : public MetaTest {
     auto tmp = mkdir(kRootIno, "tmp", 01777);  // sticky
     auto f = mkfile(d.ino, "model.bin", 0644);
     write(f.ino, 0, 0, 4096);
-    write(f.ino, 0, 1000, 100);      // overlapping slice
-    write(f.ino, 2, 5000, 10);        // chunk 1 is a hole
+    write(f.ino, 0, 1000, 100);                                    // overlapping slice
+    write(f.ino, 2, 5000, 10);                                     // chunk 1 is a hole
     must(m().write_slice(f.ino, 2, Slice{9000, 0, 0, 0, 50}, 7));  // explicit hole slice
     must(m().link(root(), f.ino, tmp.ino, "hardlink"));
     auto suid = mkfile(kRootIno, "suid", 04755);
@@ -142,7 +145,11 @@ TEST_P(DumpTest, RoundTripThroughEveryEngineIsKeyForKey) {
     auto rep = must(check_volume(*again));
     EXPECT_TRUE(rep.problems.empty()) << rep.problems.front();
     auto m2 = must(Meta::open(again));
-    EXPECT_EQ(must(m2->readlink(root(), must(m2->lookup(root(), must(m2->lookup(root(), kRootIno, "dir")).ino, "link")).ino)), "model.bin");
+    EXPECT_EQ(
+        must(m2->readlink(
+            root(),
+            must(m2->lookup(root(), must(m2->lookup(root(), kRootIno, "dir")).ino, "link")).ino)),
+        "model.bin");
   }
 }
 
@@ -199,8 +206,10 @@ std::string edit_line(const std::string& text, size_t n, const std::string& with
   std::istringstream in(text);
   std::string out, l;
   for (size_t i = 0; std::getline(in, l); i++) {
-    if (i != n) out += l + "\n";
-    else if (!with.empty()) out += with + "\n";
+    if (i != n)
+      out += l + "\n";
+    else if (!with.empty())
+      out += with + "\n";
   }
   return out;
 }
@@ -209,7 +218,8 @@ TEST_P(DumpTest, MalformedDumpsFailClearlyAndLeaveNoUsableVolume) {
   populate();
   const std::string text = dump(engine());
   const size_t lines = std::count(text.begin(), text.end(), '\n');
-  const std::string inode_line = R"({"inode":99,"type":"file","mode":"0644","uid":0,"gid":0,"nlink":1,"size":0,"rdev":0,"atime":0,"mtime":0,"ctime":0,"parent":0)";
+  const std::string inode_line =
+      R"({"inode":99,"type":"file","mode":"0644","uid":0,"gid":0,"nlink":1,"size":0,"rdev":0,"atime":0,"mtime":0,"ctime":0,"parent":0)";
   struct Case {
     std::string name, input, message;
   };
@@ -288,9 +298,9 @@ TEST(DumpCodec, Base64AndUtf8) {
   EXPECT_FALSE(dump::base64_decode("Zm9"));
   EXPECT_TRUE(dump::valid_utf8("plain \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
   EXPECT_FALSE(dump::valid_utf8("\xe9t\xe9"));
-  EXPECT_FALSE(dump::valid_utf8("\xc0\xaf"));          // overlong '/'
-  EXPECT_FALSE(dump::valid_utf8("\xed\xa0\x80"));      // surrogate
-  EXPECT_FALSE(dump::valid_utf8("\xe2\x82"));          // truncated
+  EXPECT_FALSE(dump::valid_utf8("\xc0\xaf"));      // overlong '/'
+  EXPECT_FALSE(dump::valid_utf8("\xed\xa0\x80"));  // surrogate
+  EXPECT_FALSE(dump::valid_utf8("\xe2\x82"));      // truncated
 }
 
 }  // namespace

@@ -43,6 +43,8 @@ Command add_fsck(CLI::App& app);
 Command add_objbench(CLI::App& app);
 Command add_stats(CLI::App& app);
 Command add_warmup(CLI::App& app);
+Command add_dump(CLI::App& app);
+Command add_load(CLI::App& app);
 
 // ---- sizes ----
 // "4096", "4K", "4M", "1.5G", "64KiB", "2TB": units are binary (K = 1024). `what` names

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   std::vector<cli::Command> commands = {cli::add_format(app), cli::add_mount(app),
                                         cli::add_umount(app), cli::add_status(app),
                                         cli::add_info(app),   cli::add_fsck(app),
+                                        cli::add_dump(app),   cli::add_load(app),
                                         cli::add_objbench(app), cli::add_warmup(app),
                                         cli::add_stats(app)};
   // CLI11 would report a mistyped command as a missing one.

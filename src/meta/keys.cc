@@ -15,6 +15,7 @@ std::string inode_key(Ino ino, char kind) {
 }  // namespace
 
 std::string setting() { return "setting"; }
+std::string loading() { return "loading"; }
 std::string counter(std::string_view name) { return "C" + std::string(name); }
 std::string attr(Ino ino) { return inode_key(ino, 'I'); }
 std::string dentry(Ino parent, std::string_view name) {

@@ -3,6 +3,8 @@
 // inode are contiguous and a directory's entries scan in name order.
 //
 //   setting                         volume Format (JSON)
+//   loading                         a `sluice load` is under way or failed (JSON); the
+//                                   volume cannot be opened while it exists
 //   C<name>                         counter (u64): nextInode, nextSlice, nextSession, usedSpace,
 //                                   usedInodes
 //   A<ino>I                         inode attributes (encode_attr)
@@ -28,6 +30,7 @@
 namespace sluice::meta::keys {
 
 std::string setting();
+std::string loading();
 std::string counter(std::string_view name);
 std::string attr(Ino ino);
 std::string dentry(Ino parent, std::string_view name);

@@ -70,11 +70,18 @@ Status Meta::format(kv::Engine& engine, const Format& in, bool force) {
 }
 
 Result<std::unique_ptr<Meta>> Meta::open(std::shared_ptr<kv::Engine> engine) {
-  std::optional<std::string> raw;
+  std::optional<std::string> raw, loading;
   RETURN_IF_ERROR(engine->read([&](kv::Txn& txn) -> Status {
-    ASSIGN_OR_RETURN(raw, txn.get(keys::setting()));
+    ASSIGN_OR_RETURN(auto vals, txn.multi_get({keys::setting(), keys::loading()}));
+    raw = std::move(vals[0]);
+    loading = std::move(vals[1]);
     return Status::OK();
   }));
+  if (loading) {
+    return Status(Code::kInvalid, engine->describe() +
+                                      " holds an unfinished 'sluice load' (it failed or is "
+                                      "still running); load the dump again into an empty database");
+  }
   if (!raw) {
     return Status(Code::kNotFound, engine->describe() + " is not a Sluice volume (run 'sluice format' first)");
   }

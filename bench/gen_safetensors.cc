@@ -6,7 +6,7 @@
 // The model is Llama-shaped: token embedding, per layer q/k/v/o projections, gate/up/down
 // MLP and two norms, final norm and lm_head. Hidden size grows with N; the layer count is
 // chosen so the total is close to N MiB. Weights are BF16, norms F32, the embedding F16.
-// Tensors are cut into K shards in order (default: one per GiB, at least 2), written as
+// Tensors are cut into K shards in order (default: one per GiB, at least 4), written as
 // model-0000i-of-0000K.safetensors plus model.safetensors.index.json (weight_map), as
 // Hugging Face checkpoints are.
 //
@@ -164,16 +164,21 @@ int main(int argc, char** argv) {
   std::vector<Tensor> tensors = make_model(size_mib << 20);
   uint64_t total = 0;
   for (const Tensor& t : tensors) total += t.bytes();
-  if (shards == 0) shards = std::max<size_t>(2, static_cast<size_t>((size_mib + 1023) / 1024));
+  if (shards == 0) shards = std::max<size_t>(4, static_cast<size_t>((size_mib + 1023) / 1024));
   shards = std::min(shards, tensors.size());
 
-  // Cut in order at multiples of total/shards.
+  // Cut in order near multiples of total/shards, leaving no shard empty.
   std::vector<std::vector<const Tensor*>> parts(shards);
   uint64_t acc = 0;
-  for (const Tensor& t : tensors) {
-    size_t s = std::min<size_t>(shards - 1, static_cast<size_t>(acc * shards / total));
-    parts[s].push_back(&t);
-    acc += t.bytes();
+  size_t s = 0;
+  for (size_t i = 0; i < tensors.size(); i++) {
+    const size_t tensors_left = tensors.size() - i, shards_left = shards - 1 - s;
+    if (!parts[s].empty() && s + 1 < shards &&
+        (acc >= (s + 1) * total / shards || tensors_left <= shards_left)) {
+      s++;
+    }
+    parts[s].push_back(&tensors[i]);
+    acc += tensors[i].bytes();
   }
 
   nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", {}}};

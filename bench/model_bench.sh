@@ -56,8 +56,10 @@ sluice_mount() {
   if $HAVE_CACHE_DIR; then
     extra=(--cache-dir "$WORK/cache" --cache-size "${CACHE_SIZE:-$((SIZE_MIB * 2))M}")
   fi
-  "$SLUICE" mount "$SMETA" "$SMNT" --log "$WORK/sluice-mount.log" "${extra[@]}"
-  SPID=$(pgrep -n -f -- "mount $SMETA $SMNT") || die "no sluice mount process"
+  local out  # "mounted volume 'models' at DIR (pid N, log FILE)"
+  out=$("$SLUICE" mount "$SMETA" "$SMNT" --log "$WORK/sluice-mount.log" "${extra[@]}")
+  SPID=$(sed -n 's/.*(pid \([0-9]*\).*/\1/p' <<<"$out")
+  [ -n "$SPID" ] || SPID=$(pgrep -n -f -- "mount $SMETA $SMNT") || die "no sluice mount process"
 }
 sluice_fresh() { unmount "$SMNT"; rm -rf "$WORK/cache"; drop_caches; sluice_mount; }
 log "writing the Sluice copy through a mount (s3+http://proxy/volume)"
@@ -94,7 +96,7 @@ record() {
   SECS[$name]=${6:-$(json_get seconds <<<"$json")}
   TOUCHED[$name]=$(json_get bytes_touched <<<"$json")
   SUM[$name]=$(json_get checksum <<<"$json")
-  GBPS[$name]=$(awk -v b="${TOUCHED[$name]}" -v s="${SECS[$name]}" 'BEGIN { printf "%.3f", s > 0 ? b / s / 1e9 : 0 }')
+  GBPS[$name]=$(awk -v b="${TOUCHED[$name]}" -v s="${SECS[$name]}" 'BEGIN { printf "%.3f", (s > 0 ? b / s / 1e9 : 0) }')
   FETCH[$name]=${4:-}; RSS[$name]=${5:--}
   log "$name: ${SECS[$name]} s, ${GBPS[$name]} GB/s"
 }
@@ -198,21 +200,29 @@ unmount "$SMNT"
 echo
 echo "model: $SIZE_MIB MiB, $(ls "$LOCAL"/*.safetensors | wc -l) shards; proxy ${LATENCY_MS} ms first byte," \
   "${BW_MIB} MiB/s per connection; raw parallel GET (objbench, 16 threads, 4 MiB): $RAW_GBPS GB/s"
-printf "%-34s %8s %7s  %-28s %7s %6s %9s %8s\n" case seconds GB/s baseline "GB/s" ratio fetched/t "peak MiB"
+# row CASE SECONDS GB/S BASELINE BASE_GB/S RATIO FETCHED/TOUCHED PEAK_MIB [NOTE]; MARKDOWN=1: a table row
+row() {
+  if [ "${MARKDOWN:-0}" = 1 ]; then
+    printf '| %s ' "$@"; echo '|'
+  else
+    printf "%-34s %8s %7s  %-28s %7s %6s %9s %8s%s\n" "$@"
+  fi
+}
+row case seconds GB/s baseline "GB/s" ratio fetched/t "peak MiB" ""
+if [ "${MARKDOWN:-0}" = 1 ]; then echo "|---|---|---|---|---|---|---|---|---|"; fi
 for c in "${CASES[@]}"; do
-  if [ -n "${NOTE[$c]:-}" ]; then printf "%-34s %s\n" "$c" "${NOTE[$c]}"; continue; fi
+  if [ -n "${NOTE[$c]:-}" ]; then row "$c" - - - - - - - "  ${NOTE[$c]}"; continue; fi
   b=${BASE[$c]}; bg=-; ratio=-; fr=-
   if [ -n "$b" ] && [ -n "${GBPS[$b]:-}" ]; then
-    bg=${GBPS[$b]}; ratio=$(awk -v a="${GBPS[$c]}" -v b="$bg" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+    bg=${GBPS[$b]}; ratio=$(awk -v a="${GBPS[$c]}" -v b="$bg" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   fi
   if [ -n "${FETCH[$c]}" ]; then
-    fr=$(awk -v f="${FETCH[$c]}" -v t="${TOUCHED[$c]}" 'BEGIN { printf "%.2f", t > 0 ? f / t : 0 }')
+    fr=$(awk -v f="${FETCH[$c]}" -v t="${TOUCHED[$c]}" 'BEGIN { printf "%.2f", (t > 0 ? f / t : 0) }')
   fi
   warn=""  # the same loader must see the same bytes as on the local directory
   m=${MODE[$c]:-}
   if [ -n "$m" ] && [ "${SUM[$c]}" != "${SUM[local $m]:-}" ]; then warn="  CHECKSUM DIFFERS from local $m"; fi
-  printf "%-34s %8s %7s  %-28s %7s %6s %9s %8s%s\n" "$c" "${SECS[$c]}" "${GBPS[$c]}" "${b:--}" "$bg" \
-    "$ratio" "$fr" "${RSS[$c]}" "$warn"
+  row "$c" "$(printf %.2f "${SECS[$c]}")" "${GBPS[$c]}" "${b:--}" "$bg" "$ratio" "$fr" "${RSS[$c]}" "$warn"
 done
 cold=${GBPS[sluice cold, order]:-0}
-echo "target: sluice cold >= 0.8 x raw parallel GET: $cold / $RAW_GBPS = $(awk -v a="$cold" -v b="$RAW_GBPS" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')"
+echo "target: sluice cold >= 0.8 x raw parallel GET: $cold / $RAW_GBPS = $(awk -v a="$cold" -v b="$RAW_GBPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"

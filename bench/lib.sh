@@ -56,11 +56,11 @@ start_proxy() {
 proxy_reset() { curl -sf -X POST "http://127.0.0.1:$1/__reset" >/dev/null; }
 proxy_get_bytes() { curl -sf "http://127.0.0.1:$1/__stats" | json_get out.GET; }
 
-# wait_mounted DIR: until DIR is a mountpoint (30 s).
+# wait_mounted DIR: until DIR is a mountpoint; fails after 30 s.
 wait_mounted() {
   local i
   for ((i = 0; i < 300; i++)); do mountpoint -q "$1" && return 0; sleep 0.1; done
-  die "$1 did not get mounted"
+  return 1
 }
 unmount() {
   mountpoint -q "$1" || return 0

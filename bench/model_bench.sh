@@ -57,7 +57,8 @@ sluice_mount() {
     extra=(--cache-dir "$WORK/cache" --cache-size "${CACHE_SIZE:-$((SIZE_MIB * 2))M}")
   fi
   local out  # "mounted volume 'models' at DIR (pid N, log FILE)"
-  out=$("$SLUICE" mount "$SMETA" "$SMNT" --log "$WORK/sluice-mount.log" "${extra[@]}")
+  out=$(timeout 120 "$SLUICE" mount "$SMETA" "$SMNT" --log "$WORK/sluice-mount.log" "${extra[@]}") ||
+    die "sluice mount failed (see $WORK/sluice-mount.log; KEEP_WORK=1 keeps it)"
   SPID=$(sed -n 's/.*(pid \([0-9]*\).*/\1/p' <<<"$out")
   [ -n "$SPID" ] || SPID=$(pgrep -n -f -- "mount $SMETA $SMNT") || die "no sluice mount process"
 }
@@ -65,7 +66,7 @@ sluice_fresh() { unmount "$SMNT"; rm -rf "$WORK/cache"; drop_caches; sluice_moun
 log "writing the Sluice copy through a mount (s3+http://proxy/volume)"
 "$SLUICE" format "$SMETA" models --storage "s3+http://127.0.0.1:$PPORT/volume" >/dev/null
 sluice_mount
-t0=$(now); cp -r "$LOCAL" "$SMNT/model"; sync
+t0=$(now); timeout "$CASE_TIMEOUT" cp -r "$LOCAL" "$SMNT/model"; sync
 log "written in $(elapsed "$t0") s"
 unmount "$SMNT"
 

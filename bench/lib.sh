@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared helpers of the S3 benchmarks (bench/s3_bench.sh, bench/model_bench.sh): s3rver
 # and the latency proxy on loopback, mounts, timing, and one cleanup trap that unmounts and
 # stops everything started through these helpers. Source it; it expects $WORK (a temp dir).

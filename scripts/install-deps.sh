@@ -16,6 +16,7 @@ PKGS=(
   libcurl4-openssl-dev libssl-dev openssl libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   attr psmisc procps bc
+  awscli s3fs rclone python3-numpy curl  # bench/s3_bench.sh, bench/model_bench.sh baselines
 )
 # Node.js for s3rver. A Node.js from elsewhere (NodeSource bundles npm) is kept as it is.
 if ! command -v npm >/dev/null 2>&1; then

@@ -67,6 +67,27 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
     c("sluice_cache_evictions_total", "blocks evicted from the block cache", cs.evictions);
     g("sluice_cache_bytes", "bytes held by the block cache", static_cast<double>(cs.bytes));
     g("sluice_cache_blocks", "blocks held by the block cache", static_cast<double>(cs.blocks));
+    c("sluice_disk_cache_hits_total", "block loads served by the disk cache", cs.disk_hits);
+    c("sluice_disk_cache_misses_total", "block loads the disk cache did not have", cs.disk_misses);
+    c("sluice_disk_cache_hit_bytes_total", "bytes read from the disk cache", cs.disk_hit_bytes);
+    c("sluice_disk_cache_written_bytes_total", "bytes written to the disk cache",
+      cs.disk_written_bytes);
+    c("sluice_disk_cache_evictions_total", "blocks evicted from the disk cache", cs.disk_evictions);
+    c("sluice_disk_cache_errors_total{kind=\"write\"}", "disk cache failures (the cache is "
+      "bypassed, reads go on)", cs.disk_write_errors);
+    c("sluice_disk_cache_errors_total{kind=\"corrupt\"}", "disk cache failures (the cache is "
+      "bypassed, reads go on)", cs.disk_corrupt);
+    c("sluice_disk_cache_errors_total{kind=\"dir\"}", "disk cache failures (the cache is "
+      "bypassed, reads go on)", cs.disk_dir_errors);
+    c("sluice_disk_cache_skipped_total{reason=\"full\"}", "blocks not cached on disk",
+      cs.disk_skipped_full);
+    c("sluice_disk_cache_skipped_total{reason=\"queue\"}", "blocks not cached on disk",
+      cs.disk_dropped);
+    g("sluice_disk_cache_bytes", "bytes held by the disk cache", static_cast<double>(cs.disk_bytes));
+    g("sluice_disk_cache_blocks", "blocks held by the disk cache",
+      static_cast<double>(cs.disk_blocks));
+    g("sluice_disk_cache_pending_bytes", "bytes queued for writing to the disk cache",
+      static_cast<double>(cs.disk_pending_bytes));
     g("sluice_buffered_bytes", "bytes of writes buffered and not yet committed",
       static_cast<double>(vfs.buffered_bytes()));
     const kv::EngineStats& e = vfs.meta().engine().stats();

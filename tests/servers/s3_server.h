@@ -105,6 +105,9 @@ class S3rver {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
+      // Nothing inherited stays open in the server: an open file on a mount would keep
+      // the mount busy, or wait on the server itself.
+      ::close_range(3, ~0U, 0);
       // s3rver's ListObjectsV2 continuation tokens use DES, which OpenSSL 3 keeps in its
       // legacy provider.
       ::execlp("node", "node", "--openssl-legacy-provider", bin.c_str(), "--directory",

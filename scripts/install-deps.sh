@@ -14,6 +14,7 @@ PKGS=(
   libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   attr psmisc procps bc
+  etcd-server etcd-client
 )
 # Node.js for s3rver. A Node.js from elsewhere (NodeSource bundles npm) is kept as it is.
 if ! command -v npm >/dev/null 2>&1; then

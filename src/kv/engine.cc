@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/url.h"
+#include "kv/etcd_engine.h"
 #include "kv/mem_engine.h"
 #include "kv/sqlite_engine.h"
 
@@ -43,8 +44,9 @@ Result<std::shared_ptr<Engine>> open_engine(const std::string& url, bool create)
   ASSIGN_OR_RETURN(Url u, parse_url(url));
   if (u.scheme == "sqlite3") return open_sqlite_engine(u, create);
   if (u.scheme == "mem") return open_mem_engine(u);
+  if (u.scheme == "etcd") return open_etcd_engine(u, create);
   return Status(Code::kInvalid, "unsupported metadata URL scheme '" + u.scheme +
-                                    "://' in '" + url + "' (supported: sqlite3://, mem://)");
+                                    "://' in '" + url + "' (supported: sqlite3://, mem://, etcd://)");
 }
 
 }  // namespace sluice::kv

@@ -1,5 +1,6 @@
 // The kv conformance suite: every engine must pass these tests unchanged. Each test runs
-// once per engine (mem://, and sqlite3:// on a file in a fresh temporary directory).
+// once per engine (mem://, sqlite3:// on a file in a fresh temporary directory, and etcd://
+// with a fresh key prefix on a three-member cluster on loopback).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "kv/engine.h"
 #include "kv_test_util.h"
+#include "servers/etcd_server.h"
 
 namespace sluice::kv {
 namespace {
@@ -28,6 +30,10 @@ class Conformance : public ::testing::TestWithParam<std::string> {
     // dominate the run time; sqlite_engine_test.cc covers the default sync=full.
     std::string url =
         GetParam() == "mem" ? "mem://" : "sqlite3://" + dir_.path() + "/meta.db?sync=normal";
+    if (GetParam() == "etcd") {
+      SLUICE_ETCD_OR_SKIP(cluster);
+      url = cluster->fresh_url();
+    }
     auto r = open_engine(url, true);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     e_ = *r;
@@ -285,7 +291,7 @@ TEST_P(Conformance, ConcurrentTransfersKeepTheSum) {
   for (const auto& kv : scan_all("acct/", "acct0")) EXPECT_GE(std::stoll(kv.value), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, Conformance, ::testing::Values("mem", "sqlite3"),
+INSTANTIATE_TEST_SUITE_P(Engines, Conformance, ::testing::Values("mem", "sqlite3", "etcd"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

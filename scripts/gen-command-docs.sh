@@ -23,6 +23,7 @@ Metadata engines (META_URL):
 | URL | engine |
 |-----|--------|
 | `sqlite3://PATH[?sync=full\|normal&busy_timeout_ms=N]` | SQLite file in WAL mode; `sqlite3:///abs/path.db` or `sqlite3://relative.db` |
+| `etcd://HOST:PORT[,HOST:PORT...][/PREFIX][?prefix=PREFIX]` | an etcd v3 cluster (3.4+); keys under PREFIX; see [metadata-engines.md](metadata-engines.md) |
 | `mem://NAME` | in-process memory, for tests only |
 
 Object stores (`--storage`):

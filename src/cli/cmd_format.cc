@@ -165,8 +165,9 @@ Command add_format(CLI::App& app) {
       "  sluice format sqlite3://models.db models --compression zstd --capacity 10T\n"
       "  sluice format --force sqlite3://models.db models --trash-days 7");
   sub->add_option("META_URL", a->meta_url,
-                  "Metadata engine URL: sqlite3://PATH (the database file is created) or "
-                  "mem://NAME (in-process, for tests)")
+                  "Metadata engine URL: sqlite3://PATH (the database file is created), "
+                  "etcd://HOST:PORT[,HOST:PORT...]/PREFIX or mem://NAME (in-process, for "
+                  "tests)")
       ->required();
   sub->add_option("NAME", a->name,
                   "Volume name: 1-63 letters, digits, '-', '_' or '.'; the key prefix of "

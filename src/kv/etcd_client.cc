@@ -120,6 +120,8 @@ Result<nlohmann::json> EtcdClient::call_one(const std::string& endpoint,
   const std::string url = "http://" + endpoint + "/v3/" + path;
   std::string answer;
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  // No "Expect: 100-continue" round trip before larger bodies.
+  headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_POST, 1L);

@@ -1,7 +1,8 @@
 // Which metadata engine and object store the integration suite runs on. The environment
 // chooses, so that one `integration` binary covers every backend (tests/CMakeLists.txt
 // runs it once per backend):
-//   SLUICE_TEST_META     sqlite3 (default)
+//   SLUICE_TEST_META     sqlite3 (default) | etcd (3-member cluster on loopback,
+//                        servers/etcd_server.h)
 //   SLUICE_TEST_STORAGE  file (default) | s3 (s3rver on loopback, servers/s3_server.h)
 // Each call returns the URL of a fresh, empty namespace named by `unique` (a new key prefix
 // or bucket path), so tests stay independent while one server serves the whole process.
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "servers/etcd_server.h"
 #include "servers/s3_server.h"
 
 namespace sluice::test {
@@ -35,6 +37,11 @@ inline BackendUrl test_meta_url(const std::string& dir, const std::string& uniqu
   (void)unique;
   const std::string kind = test_meta_kind();
   if (kind == "sqlite3") return {"sqlite3://" + dir + "/meta.db" + sqlite_options, ""};
+  if (kind == "etcd") {
+    sluice::testing::EtcdCluster* etcd = sluice::testing::EtcdCluster::get();
+    if (etcd == nullptr) return {"", "etcd cannot run: " + sluice::testing::EtcdCluster::why()};
+    return {etcd->fresh_url(), ""};
+  }
   return {"", "unknown SLUICE_TEST_META '" + kind + "'"};
 }
 

@@ -55,7 +55,13 @@ class FailoverEtcd : public TempDirTest {
 
   void Unmount() {
     if (mnt_.empty() || !is_mounted(mnt_)) return;
+    // FUSE delivers RELEASE after close() returns, so the workload's last files may still
+    // count as open for a moment: wait for that (up to 10 s) rather than detach.
     CliResult r = cli({"umount", mnt_});
+    for (int i = 0; i < 100 && r.code != 0 && r.err.find("busy") != std::string::npos; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = cli({"umount", mnt_});
+    }
     EXPECT_EQ(r.code, 0) << r.err;
     if (is_mounted(mnt_)) umount2(mnt_.c_str(), MNT_DETACH);
     EXPECT_FALSE(is_mounted(mnt_));

@@ -174,6 +174,8 @@ class EtcdCluster {
     pid_t pid = ::fork();
     if (pid == 0) {  // only async-signal-safe calls until exec
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      // Inherit none of the test's descriptors (a file open in a mount would keep it busy).
+      ::close_range(3, ~0U, 0);
       int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (fd >= 0) {
         ::dup2(fd, 1);

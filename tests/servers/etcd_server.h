@@ -152,12 +152,20 @@ class EtcdCluster {
   struct State;
   static State& state();
 
+  // Sends sig and waits for the exit; SIGKILL after 10 s if the member is still there.
   void signal_member(int i, int sig) {
-    if (pid_[i] > 0) {
-      ::kill(pid_[i], sig);
-      ::waitpid(pid_[i], nullptr, 0);
-      pid_[i] = -1;
+    if (pid_[i] <= 0) return;
+    ::kill(pid_[i], sig);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (::waitpid(pid_[i], nullptr, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_[i], SIGKILL);
+        ::waitpid(pid_[i], nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    pid_[i] = -1;
   }
 
   void spawn(int i) {

@@ -25,6 +25,7 @@ Metadata engines (META_URL):
 | `sqlite3://PATH[?sync=full\|normal&busy_timeout_ms=N]` | SQLite file in WAL mode; `sqlite3:///abs/path.db` or `sqlite3://relative.db` |
 | `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?prefix=NAME]` | PostgreSQL (also `postgresql://`); password from `SLUICE_META_PASSWORD` or `PGPASSWORD`; see [metadata-engines.md](metadata-engines.md) |
 | `redis://[USER:PASS@]HOST[:PORT][/DB][?prefix=NAME&timeout_ms=N]` | Redis 6+ (append-only file with fsync); see [metadata-engines.md](metadata-engines.md) |
+| `etcd://HOST:PORT[,HOST:PORT...][/PREFIX][?prefix=PREFIX]` | an etcd v3 cluster (3.4+); keys under PREFIX; see [metadata-engines.md](metadata-engines.md) |
 | `mem://NAME` | in-process memory, for tests only |
 
 Object stores (`--storage`):

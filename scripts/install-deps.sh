@@ -17,6 +17,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   attr psmisc procps bc
   awscli s3fs rclone python3-numpy curl  # bench/s3_bench.sh, bench/model_bench.sh baselines
+  etcd-server etcd-client
 )
 # Node.js for s3rver. A Node.js from elsewhere (NodeSource bundles npm) is kept as it is.
 if ! command -v npm >/dev/null 2>&1; then

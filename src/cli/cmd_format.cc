@@ -192,7 +192,9 @@ Command add_format(CLI::App& app) {
   sub->add_option("META_URL", a->meta_url,
                   "Metadata engine URL: sqlite3://PATH (the database file is created), "
                   "postgres://USER@HOST:PORT/DB[?prefix=NAME] (the database and table are "
-                  "created if missing) or mem://NAME (in-process, for tests)")
+                  "created if missing), redis://HOST:PORT/DB[?prefix=NAME], "
+                  "etcd://HOST:PORT[,HOST:PORT...]/PREFIX or mem://NAME (in-process, for "
+                  "tests)")
       ->required();
   sub->add_option("NAME", a->name,
                   "Volume name: 1-63 letters, digits, '-', '_' or '.'; the key prefix of "

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/url.h"
+#include "kv/etcd_engine.h"
 #include "kv/mem_engine.h"
 #include "kv/postgres_engine.h"
 #include "kv/redis_engine.h"
@@ -55,8 +56,11 @@ Result<std::shared_ptr<Engine>> open_engine(const std::string& url, bool create)
     return open_postgres_engine(u, create);
   }
   if (u.scheme == "redis" || u.scheme == "rediss") return open_redis_engine(u, create);
+  if (u.scheme == "etcd") return open_etcd_engine(u, create);
   return Status(Code::kInvalid, "unsupported metadata URL scheme '" + u.scheme + "://' in '" +
-                                    url + "' (supported: sqlite3://, mem://, postgres://, redis://)");
+                                    url +
+                                    "' (supported: sqlite3://, mem://, postgres://, redis://, "
+                                    "etcd://)");
 }
 
 }  // namespace sluice::kv

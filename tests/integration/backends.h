@@ -1,8 +1,8 @@
 // Which metadata engine and object store the integration suite runs on. The environment
 // chooses, so that one `integration` binary covers every backend (tests/CMakeLists.txt
 // runs it once per backend):
-//   SLUICE_TEST_META     sqlite3 (default) | postgres | redis (servers on loopback,
-//                        servers/postgres_server.h, servers/redis_server.h)
+//   SLUICE_TEST_META     sqlite3 (default) | postgres | redis | etcd (servers on loopback:
+//                        servers/postgres_server.h, redis_server.h, etcd_server.h)
 //   SLUICE_TEST_STORAGE  file (default) | s3 (s3rver on loopback, servers/s3_server.h)
 // Each call returns the URL of a fresh, empty namespace named by `unique` (a new key prefix
 // or bucket path), so tests stay independent while one server serves the whole process.
@@ -14,6 +14,7 @@
 
 #include "servers/postgres_server.h"
 #include "servers/redis_server.h"
+#include "servers/etcd_server.h"
 #include "servers/s3_server.h"
 
 namespace sluice::test {
@@ -48,6 +49,11 @@ inline BackendUrl test_meta_url(const std::string& dir, const std::string& uniqu
     sluice::testing::RedisServer* redis = sluice::testing::RedisServer::get();
     if (redis == nullptr) return {"", "redis-server cannot run: " + sluice::testing::RedisServer::why()};
     return {redis->fresh_url(), ""};
+  }
+  if (kind == "etcd") {
+    sluice::testing::EtcdCluster* etcd = sluice::testing::EtcdCluster::get();
+    if (etcd == nullptr) return {"", "etcd cannot run: " + sluice::testing::EtcdCluster::why()};
+    return {etcd->fresh_url(), ""};
   }
   return {"", "unknown SLUICE_TEST_META '" + kind + "'"};
 }

@@ -1,6 +1,7 @@
 // The kv conformance suite: every engine must pass these tests unchanged. Each test runs
 // once per engine (mem://, sqlite3:// on a file in a fresh temporary directory, and
-// postgres:// and redis:// under a fresh prefix on the test servers of tests/servers/).
+// postgres://, redis:// and etcd:// under a fresh prefix on the test servers of
+// tests/servers/; etcd as a three-member cluster).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "kv_test_util.h"
 #include "servers/postgres_server.h"
 #include "servers/redis_server.h"
+#include "servers/etcd_server.h"
 
 namespace sluice::kv {
 namespace {
@@ -38,6 +40,10 @@ class Conformance : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "redis") {
       SLUICE_REDIS_OR_SKIP(redis);
       url = redis->fresh_url();
+    }
+    if (GetParam() == "etcd") {
+      SLUICE_ETCD_OR_SKIP(cluster);
+      url = cluster->fresh_url();
     }
     auto r = open_engine(url, true);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -296,7 +302,8 @@ TEST_P(Conformance, ConcurrentTransfersKeepTheSum) {
   for (const auto& kv : scan_all("acct/", "acct0")) EXPECT_GE(std::stoll(kv.value), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, Conformance, ::testing::Values("mem", "sqlite3", "postgres", "redis"),
+INSTANTIATE_TEST_SUITE_P(Engines, Conformance,
+                         ::testing::Values("mem", "sqlite3", "postgres", "redis", "etcd"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -24,10 +24,31 @@ struct DumpEngine {
 };
 
 std::vector<DumpEngine> dump_load_engines() {
+  using sluice::testing::EtcdCluster;
+  using sluice::testing::PostgresServer;
+  using sluice::testing::RedisServer;
   return {
       {"sqlite3",
        [](const std::string& dir, const std::string& unique) {
          return BackendUrl{"sqlite3://" + dir + "/" + unique + ".db", ""};
+       }},
+      {"postgres",
+       [](const std::string&, const std::string&) {
+         PostgresServer* pg = PostgresServer::get();
+         if (pg == nullptr) return BackendUrl{"", "PostgreSQL cannot run: " + PostgresServer::why()};
+         return BackendUrl{pg->fresh_url(), ""};
+       }},
+      {"redis",
+       [](const std::string&, const std::string&) {
+         RedisServer* r = RedisServer::get();
+         if (r == nullptr) return BackendUrl{"", "redis-server cannot run: " + RedisServer::why()};
+         return BackendUrl{r->fresh_url(), ""};
+       }},
+      {"etcd",
+       [](const std::string&, const std::string&) {
+         EtcdCluster* e = EtcdCluster::get();
+         if (e == nullptr) return BackendUrl{"", "etcd cannot run: " + EtcdCluster::why()};
+         return BackendUrl{e->fresh_url(), ""};
        }},
   };
 }

@@ -17,7 +17,8 @@ WORK=${BENCH_DIR:-/var/tmp/sluice-bench}
 rm -rf "$WORK"; mkdir -p "$WORK/local" "$WORK/mnt"
 META="sqlite3://$WORK/meta.db"
 "$SLUICE" format "$META" bench --storage "file://$WORK/objects" >/dev/null
-mount_it() { "$SLUICE" mount "$META" "$WORK/mnt" --log "$WORK/mount.log" "$@"; }
+# --cache-size 0: the cold read measures the object store path, not the local disk cache.
+mount_it() { "$SLUICE" mount "$META" "$WORK/mnt" --log "$WORK/mount.log" --cache-size 0 "$@"; }
 cleanup() { "$SLUICE" umount "$WORK/mnt" 2>/dev/null || umount -l "$WORK/mnt" 2>/dev/null || true; }
 trap cleanup EXIT
 mount_it

@@ -32,7 +32,8 @@ for b in "$SLUICE" "$GEN" "$LOAD"; do [ -x "$b" ] || die "$b is missing (scripts
 [ "$(id -u)" = 0 ] || die "needs root (drop_caches and mounts)"
 
 HAVE_CACHE_DIR=false; HAVE_WARMUP=false
-"$SLUICE" mount --help 2>/dev/null | grep -q -- --cache-dir && HAVE_CACHE_DIR=true
+# grep without -q: an early exit would SIGPIPE the writer and fail the pipeline (pipefail).
+"$SLUICE" mount --help 2>/dev/null | grep -- --cache-dir >/dev/null && HAVE_CACHE_DIR=true
 "$SLUICE" warmup --help >/dev/null 2>&1 && HAVE_WARMUP=true
 
 # ---- servers and the model -------------------------------------------------------------

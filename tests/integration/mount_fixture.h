@@ -169,9 +169,28 @@ class TempDirTest : public ::testing::Test {
 
   std::string path(const std::string& rel) const { return dir_ + "/" + rel; }
 
-  CliResult cli(const std::vector<std::string>& args) const {
+  CliResult cli(std::vector<std::string> args) const {
+    if (!args.empty() && args[0] == "mount") add_cache_dir(args);
     return run_program(SLUICE_BINARY, args, dir_);
   }
+
+  // Every `sluice mount` run through cli() goes without the disk cache (--cache-size 0),
+  // so that a remount reads from the store as the tests intend, and nothing is written to
+  // the default /var/cache/sluice.
+  // A test that passes --cache-dir or --cache-size decides itself; with
+  // SLUICE_TEST_DISK_CACHE=1 every mount caches in <tmp>/cache.
+  void add_cache_dir(std::vector<std::string>& args) const {
+    for (const std::string& a : args) {
+      if (a == "--cache-dir" || a == "--cache-size") return;
+    }
+    const char* env = std::getenv("SLUICE_TEST_DISK_CACHE");
+    if (env != nullptr && std::string(env) == "1") {
+      args.insert(args.end(), {"--cache-dir", path("cache")});
+    } else {
+      args.insert(args.end(), {"--cache-size", "0"});
+    }
+  }
+
 
   std::string dir_;
 };
@@ -220,27 +239,10 @@ class MountFixture : public TempDirTest {
     std::string log = mountpoint + ".log";
     std::vector<std::string> args = {"mount", meta_url, mountpoint, "--log", log};
     args.insert(args.end(), extra.begin(), extra.end());
-    add_cache_dir(args);
     CliResult r = cli(args);
     ASSERT_EQ(r.code, 0) << r.err << "\nlog:\n" << read_file(log);
     ASSERT_TRUE(is_mounted(mountpoint));
     extra_mounts_.push_back(mountpoint);
-  }
-
-  // Mounts run without the disk cache (--cache-size 0), so that a remount reads from the
-  // store as the tests intend, and nothing is written to the default /var/cache/sluice.
-  // A test that passes --cache-dir or --cache-size decides itself; with
-  // SLUICE_TEST_DISK_CACHE=1 every mount caches in <tmp>/cache.
-  void add_cache_dir(std::vector<std::string>& args) const {
-    for (const std::string& a : args) {
-      if (a == "--cache-dir" || a == "--cache-size") return;
-    }
-    const char* env = std::getenv("SLUICE_TEST_DISK_CACHE");
-    if (env != nullptr && std::string(env) == "1") {
-      args.insert(args.end(), {"--cache-dir", path("cache")});
-    } else {
-      args.insert(args.end(), {"--cache-size", "0"});
-    }
   }
 
   // Unmounts a mount made by MountAt (sluice umount, else lazily). Safe to call twice.
@@ -256,7 +258,6 @@ class MountFixture : public TempDirTest {
   void Mount(const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {"mount", meta_url_, mnt_, "--log", path("sluice.log")};
     args.insert(args.end(), extra.begin(), extra.end());
-    add_cache_dir(args);
     CliResult r = cli(args);
     ASSERT_EQ(r.code, 0) << r.err << "\nlog:\n" << read_file(path("sluice.log"));
     ASSERT_TRUE(is_mounted(mnt_));

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -54,7 +55,7 @@ struct MountArgs {
   std::string log_file;
   std::string log_level = "info";
   double entry_timeout = 1, attr_timeout = 1, dir_entry_timeout = 1;
-  std::string buffer_size = "300M", cache_size = "100G", max_readahead = "0";
+  std::string buffer_size = "300M", cache_size = "100G", max_readahead = "1M";
   std::string cache_dir;  // ':'-separated; empty: the default for this user
   double free_space_ratio = 0.1;
   bool allow_other = false, read_only = false, writeback = false, nonempty = false;
@@ -83,10 +84,23 @@ std::string hostname() {
   return buf;
 }
 
+// Blocks (4 MiB by default) are allocated and freed at the rate data flows. Above glibc's
+// mmap threshold each one is a fresh mmap: page faults and kernel zeroing on every block,
+// about a quarter of the mount's CPU on warm reads (measured with perf). A fixed
+// threshold above the largest block (16 MiB; glibc allows up to 32 MiB) keeps them in the
+// heap, where freed blocks are reused; the trim threshold stops the heap from handing
+// memory back and faulting it in again between bursts. The bounds on cached and
+// buffered bytes still hold.
+void tune_malloc_for_blocks() {
+  if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 0) LOG_WARN("mount: mallopt failed");
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 // Opens the volume, starts the vfs session and serves the mount until it is unmounted
 // or the process gets SIGTERM/SIGINT/SIGHUP; then flushes and closes the session.
 // ready() is called once, when the mount serves requests.
 Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
+  tune_malloc_for_blocks();
   // Every thread started from here on (vfs pools, libfuse workers) inherits a mask without
   // the exit signals; the FUSE loop's thread takes them back (see FuseServer::run).
   sigset_t sigs;
@@ -485,8 +499,9 @@ Command add_mount(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.99))
       ->capture_default_str();
   sub->add_option("--max-readahead", a->max_readahead,
-                  "Kernel read-ahead per file (raising it past the kernel default needs "
-                  "root); 0 keeps the kernel default")
+                  "Kernel read-ahead per file: each page fault or read of a file asks "
+                  "for this much around it, in requests of up to 1 MiB (raising it past "
+                  "the kernel's 128K needs root); 0 keeps the kernel default")
       ->capture_default_str();
   sub->add_option("--prefetch", a->prefetch,
                   "Blocks fetched in parallel ahead of a sequential reader (the window grows "

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -107,7 +108,11 @@ void apply_readahead(const FuseOptions& o, dev_t dev) {
   std::ofstream f(path);
   f << (o.max_readahead + 1023) / 1024 << "\n";
   f.close();
-  if (!f) LOG_WARN("fuse: cannot set read-ahead through {}", path);
+  if (!f && geteuid() != 0) {
+    LOG_INFO("fuse: read-ahead stays at the kernel default: {} needs root", path);
+  } else if (!f) {
+    LOG_WARN("fuse: cannot set read-ahead through {}", path);
+  }
 }
 
 fuse_lowlevel_ops make_ops() {

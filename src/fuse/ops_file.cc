@@ -11,27 +11,18 @@
 // a handle that took flock locks (flock_release) drops those.
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "fuse/adapter.h"
 
 namespace sluice::fuse {
 
 namespace {
-
-// One read buffer per loop thread, grown to the largest request seen (1 MiB at most).
-char* read_buffer(size_t size) {
-  thread_local std::unique_ptr<char[]> buf;
-  thread_local size_t cap = 0;
-  if (cap < size) {
-    buf = std::make_unique<char[]>(size);
-    cap = size;
-  }
-  return buf.get();
-}
 
 // Replies an open handle; if the kernel did not take it (interrupted open), releases it.
 void reply_open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
@@ -93,10 +84,20 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Adapter& a = adapter(req);
-  char* buf = read_buffer(size);
-  auto r = a.vfs.read(a.context(req, false), ino, fi->fh, static_cast<uint64_t>(off), buf, size);
-  if (!r.ok()) return a.reply_error(req, r.status(), "read");
-  fuse_reply_buf(req, buf, *r);
+  // The reply points into the cached blocks: the kernel copies the bytes once, straight
+  // into its page cache (see vfs::ReadData).
+  thread_local vfs::ReadData data;
+  thread_local std::vector<iovec> iov;
+  Status st =
+      a.vfs.read_pieces(a.context(req, false), ino, fi->fh, static_cast<uint64_t>(off), size, data);
+  if (!st.ok()) {
+    data.hold.clear();
+    return a.reply_error(req, st, "read");
+  }
+  iov.clear();
+  for (const auto& [p, len] : data.pieces) iov.push_back({const_cast<char*>(p), len});
+  fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+  data.hold.clear();  // the blocks may leave the cache now
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,

@@ -78,18 +78,62 @@ Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const B
   return std::make_pair(object::block_key(fmt.name, b.slice_id, b.index, len), len);
 }
 
-// A piece of a read: len bytes at offset `off` of blocks[block], copied to dst.
+// A piece of a read: len bytes at offset `off` of blocks[block], or len zeros when block
+// is kZeroPiece.
+constexpr size_t kZeroPiece = SIZE_MAX;
 struct Piece {
   size_t block;
   uint32_t off;
   uint64_t len;
-  char* dst;
 };
+
+// Holes are replied from this buffer, as many times as they need.
+constexpr size_t kZerosSize = 128 << 10;
+const char kZeros[kZerosSize] = {};
+
+// read() into a caller's buffer goes through read_pieces in steps of this many bytes, so
+// a huge read holds a bounded number of blocks.
+constexpr size_t kCopyStep = 16 << 20;
 
 }  // namespace
 
+size_t ReadData::copy_to(char* dst, size_t from, size_t n) const {
+  size_t done = 0, pos = 0;
+  for (const auto& [p, len] : pieces) {
+    if (done == n) break;
+    if (pos + len > from) {
+      const size_t skip = from > pos ? from - pos : 0;
+      const size_t take = std::min(len - skip, n - done);
+      std::memcpy(dst + done, p + skip, take);
+      done += take;
+    }
+    pos += len;
+  }
+  return done;
+}
+
 Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, char* buf,
                          size_t size) {
+  ReadData data;  // not thread_local: the header sniff of an offset-0 read reads again
+  size_t done = 0;
+  while (done < size) {
+    const size_t step = std::min(size - done, kCopyStep);
+    Status st = read_pieces(ctx, ino, fh, off + done, step, data);
+    const size_t got = data.copy_to(buf + done, 0, data.size);
+    data.pieces.clear();
+    data.hold.clear();
+    RETURN_IF_ERROR(st);
+    done += got;
+    if (got < step) break;  // end of file
+  }
+  return done;
+}
+
+Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, size_t size,
+                        ReadData& out) {
+  out.pieces.clear();
+  out.hold.clear();
+  out.size = 0;
   ASSIGN_OR_RETURN(auto h, file_handle(ino, fh));
   if (!h->readable()) {
     return Status(Code::kBadFd, "handle " + std::to_string(fh) + " is not open for reading");
@@ -103,7 +147,7 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
     std::lock_guard lk(h->mu);
     RETURN_IF_ERROR(refresh_locked(*h));
     if (off < h->size) n = std::min<uint64_t>(size, h->size - off);
-    if (n == 0) return size_t{0};
+    if (n == 0) return Status::OK();
     ASSIGN_OR_RETURN(segs, segments_locked(*h, off, n));
     ahead = readahead_locked(*h, off, n);
     tensor_ahead_locked(*h, off, n, ahead);
@@ -116,13 +160,13 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
   std::vector<Piece> pieces;
   walk(
       segs, off, n, bs,
-      [&](uint64_t foff, uint64_t len) {
-        std::memset(buf + (foff - off), 0, len);
+      [&](uint64_t, uint64_t len) {
+        pieces.push_back({kZeroPiece, 0, len});
         covered += len;
       },
-      [&](const BlockRef& r, uint32_t boff, uint64_t foff, uint64_t len) {
+      [&](const BlockRef& r, uint32_t boff, uint64_t, uint64_t len) {
         if (blocks.empty() || !(blocks.back() == r)) blocks.push_back(r);
-        pieces.push_back({blocks.size() - 1, boff, len, buf + (foff - off)});
+        pieces.push_back({blocks.size() - 1, boff, len});
         covered += len;
       });
   if (covered != n) {
@@ -130,19 +174,18 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
                   "chunk layout of inode " + std::to_string(ino) + " does not cover the file size");
   }
 
-  // Load in batches, so one huge read holds at most a batch of blocks at once.
+  // Blocks load in parallel on the download pool, a batch at a time.
+  std::vector<cache::Block> got(blocks.size());
+  std::vector<Status> errs(blocks.size());
   const size_t batch = std::max(1, opts_.download_threads) * 2;
-  size_t p = 0;
   for (size_t s = 0; s < blocks.size(); s += batch) {
     const size_t e = std::min(blocks.size(), s + batch);
-    std::vector<cache::Block> got(e - s);
-    std::vector<Status> errs(e - s);
     auto load = [&](size_t i) {
       auto r = load_block(blocks[i]);
       if (r.ok()) {
-        got[i - s] = std::move(r).value();
+        got[i] = std::move(r).value();
       } else {
-        errs[i - s] = r.status();
+        errs[i] = r.status();
       }
     };
     {
@@ -150,26 +193,39 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
       for (size_t i = s + 1; i < e; i++) group.run([&load, i] { load(i); });
       load(s);
     }
-    for (const Status& err : errs) {
-      if (err.ok()) continue;
-      Code c = err.is(Code::kCorruption) ? Code::kCorruption : Code::kIO;
-      return Status(c, "reading inode " + std::to_string(ino) + ": " + err.message());
-    }
-    for (; p < pieces.size() && pieces[p].block < e; p++) {
-      const Piece& pc = pieces[p];
-      const std::string& data = *got[pc.block - s];
-      if (pc.off + pc.len > data.size()) {
-        return Status(Code::kCorruption, "block of slice " +
-                                             std::to_string(blocks[pc.block].slice_id) +
-                                             " is shorter than its layout");
-      }
-      std::memcpy(pc.dst, data.data() + pc.off, pc.len);
+    for (size_t i = s; i < e; i++) {
+      if (errs[i].ok()) continue;
+      Code c = errs[i].is(Code::kCorruption) ? Code::kCorruption : Code::kIO;
+      return Status(c, "reading inode " + std::to_string(ino) + ": " + errs[i].message());
     }
   }
+  for (const Piece& pc : pieces) {
+    if (pc.block == kZeroPiece) {
+      for (uint64_t z = 0; z < pc.len; z += kZerosSize) {
+        out.pieces.emplace_back(kZeros, std::min<uint64_t>(kZerosSize, pc.len - z));
+      }
+      continue;
+    }
+    const std::string& data = *got[pc.block];
+    if (pc.off + pc.len > data.size()) {
+      out.pieces.clear();
+      return Status(Code::kCorruption, "block of slice " +
+                                           std::to_string(blocks[pc.block].slice_id) +
+                                           " is shorter than its layout");
+    }
+    out.pieces.emplace_back(data.data() + pc.off, pc.len);
+  }
+  out.hold = std::move(got);
+  out.size = n;
   stats_.read_ops++;
   stats_.read_bytes += n;
-  if (off == 0 && opts_.tensor_prefetch_bytes > 0) sniff_layout(ctx, *h, fh, buf, n);
-  return static_cast<size_t>(n);
+  if (off == 0 && opts_.tensor_prefetch_bytes > 0) {
+    // The sniff looks at the first bytes; a header longer than this is read on by it.
+    std::string head(std::min<uint64_t>(n, 1 << 20), '\0');
+    out.copy_to(head.data(), 0, head.size());
+    sniff_layout(ctx, *h, fh, head.data(), head.size());
+  }
+  return Status::OK();
 }
 
 Status Vfs::refresh_locked(FileHandle& h) {

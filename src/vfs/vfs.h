@@ -111,6 +111,18 @@ struct BlockRef;
 struct TensorLayout;
 using Segments = std::shared_ptr<const std::vector<meta::Segment>>;
 
+// The data of one read without a copy: pieces of cached blocks, which `hold` keeps alive
+// until the ReadData is dropped, and zeros (holes) from a static buffer. The FUSE layer
+// replies with the pieces as they are (one writev), so a read's bytes are copied once,
+// by the kernel, instead of also into a reply buffer.
+struct ReadData {
+  std::vector<std::pair<const char*, size_t>> pieces;  // in file order
+  std::vector<cache::Block> hold;
+  size_t size = 0;  // bytes in all pieces
+  // Copies the pieces' bytes from byte `from` on to dst (at most n bytes); returns how many.
+  size_t copy_to(char* dst, size_t from, size_t n) const;
+};
+
 class Vfs {
  public:
   Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store, VfsOptions opts);
@@ -157,6 +169,9 @@ class Vfs {
   // Reads up to size bytes at off; short only at end of file.
   Result<size_t> read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, char* buf,
                       size_t size);
+  // The same read, as pieces of cached blocks (no copy); `out` is reset first.
+  Status read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, size_t size,
+                     ReadData& out);
   Result<size_t> write(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, const char* buf,
                        size_t size);
   Status flush(const Context& ctx, Ino ino, uint64_t fh);  // close(2) of one descriptor

@@ -235,5 +235,46 @@ TEST_F(CompressedDataTest, RoundTripThroughCompressedBlocks) {
   EXPECT_OK(other->stop());
 }
 
+// read_pieces (the FUSE read path) answers with pieces of cached blocks and zeros for
+// holes, in file order; their bytes equal what read() copies.
+TEST_F(DataTest, ReadPiecesPointIntoBlocksAndZeroFillHoles) {
+  auto [ino, fh] = create("f");
+  const std::string a = pattern(kBlock + 1000, 1), b = pattern(3 * kBlock + 7, 2);
+  const uint64_t hole = 300 << 10;  // more than the zero buffer (128 KiB)
+  ASSERT_TRUE(write(*vfs_, ino, fh, 0, a));
+  ASSERT_TRUE(write(*vfs_, ino, fh, a.size() + hole, b));
+  ASSERT_OK(vfs_->fsync(ctx_, ino, fh, false));
+  std::string model = a + std::string(hole, '\0') + b;
+
+  for (uint64_t off : {uint64_t{0}, uint64_t{500}, uint64_t{kBlock - 3}, a.size() - 10,
+                       a.size() + 5, model.size() - 100}) {
+    ReadData d;
+    ASSERT_OK(vfs_->read_pieces(ctx_, ino, fh, off, 600 << 10, d));
+    const std::string want = model.substr(off, 600 << 10);
+    ASSERT_EQ(d.size, want.size()) << off;
+    std::string got;
+    size_t sum = 0;
+    for (const auto& [p, len] : d.pieces) {
+      ASSERT_GT(len, 0u);
+      got.append(p, len);
+      sum += len;
+    }
+    EXPECT_EQ(sum, d.size);
+    EXPECT_EQ(got, want) << "read_pieces at " << off;
+    EXPECT_EQ(read(*vfs_, ino, fh, off, 600 << 10), want) << "read at " << off;
+    // copy_to from the middle of the pieces, across piece boundaries.
+    if (want.size() > 71000) {
+      std::string part(1000, 'x');
+      ASSERT_EQ(d.copy_to(part.data(), 70000, part.size()), 1000u);
+      EXPECT_EQ(part, want.substr(70000, 1000)) << off;
+    }
+  }
+  // Past the end: no pieces.
+  ReadData end;
+  ASSERT_OK(vfs_->read_pieces(ctx_, ino, fh, model.size(), 4096, end));
+  EXPECT_EQ(end.size, 0u);
+  EXPECT_TRUE(end.pieces.empty());
+}
+
 }  // namespace
 }  // namespace sluice::vfs::testing

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "cache/block_cache.h"
 #include "common/thread_pool.h"
 #include "meta/slices.h"
 #include "meta/types.h"
@@ -96,6 +97,34 @@ struct BlockRef {
   uint32_t slice_size = 0;
   uint32_t index = 0;
   bool operator==(const BlockRef&) const = default;
+};
+
+// The object key and length of block b under format fmt; kCorruption when the layout
+// puts it past the end of its slice (reader.cc).
+Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const BlockRef& b);
+
+// A piece of a block to prefetch: the whole block (hi == 0), or the sub-blocks that
+// cover block bytes [lo, hi) (ranged.cc).
+struct Prefetch {
+  BlockRef block;
+  uint64_t lo = 0, hi = 0;
+};
+
+// The bytes of one block a read copies from: the whole block, or (ranged read) its
+// sub-blocks [first, first + subs.size()), each object::kSubBlockSize bytes but the
+// last sub-block of the block.
+struct BlockData {
+  cache::Block whole;
+  uint32_t first = 0;
+  std::vector<cache::Block> subs;
+
+  static BlockData of_whole(cache::Block b) {
+    BlockData d;
+    d.whole = std::move(b);
+    return d;
+  }
+  // Copies len bytes at block offset off to dst; false when they are not all held.
+  bool copy(uint64_t off, uint64_t len, char* dst) const;
 };
 
 struct FileHandle {

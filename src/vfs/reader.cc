@@ -16,7 +16,12 @@
 // a tensor prefetches the rest of that tensor (up to tensor_prefetch_bytes), so loaders
 // that fault tensors in any order fetch whole tensors in parallel. Prefetches queued or
 // running are bounded (prefetch_budget_blocks); duplicate GETs are avoided by the
-// cache's single-flight loads. See docs/read-path.md.
+// cache's single-flight loads.
+//
+// Ranged reads (ranged.cc): on a volume without compression or encryption, a random read
+// (no stream on its handle) of a block not cached fetches only the 64 KiB sub-blocks it
+// needs when they are at most half the block, and tensor prefetch fetches only the
+// tensor's part of a block it covers partly. See docs/read-path.md.
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -67,8 +72,8 @@ void walk(const std::vector<Segments>& segs, uint64_t off, uint64_t len, uint64_
   }
 }
 
-// The object key and length of block b; kCorruption when the layout puts it past the
-// end of its slice.
+}  // namespace
+
 Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const BlockRef& b) {
   if (uint64_t(b.index) * fmt.block_size >= b.slice_size) {
     return Status(Code::kCorruption, "block " + std::to_string(b.index) +
@@ -77,6 +82,8 @@ Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const B
   const uint32_t len = object::block_len(b.slice_size, fmt.block_size, b.index);
   return std::make_pair(object::block_key(fmt.name, b.slice_id, b.index, len), len);
 }
+
+namespace {
 
 // A piece of a read: len bytes at offset `off` of blocks[block], copied to dst.
 struct Piece {
@@ -98,21 +105,24 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
 
   uint64_t n = 0;
   std::vector<Segments> segs;
-  std::vector<BlockRef> ahead;
+  std::vector<Prefetch> ahead;
+  bool random = false;  // no sequential stream on this handle: misses may fetch ranged
   {
     std::lock_guard lk(h->mu);
     RETURN_IF_ERROR(refresh_locked(*h));
     if (off < h->size) n = std::min<uint64_t>(size, h->size - off);
     if (n == 0) return size_t{0};
     ASSIGN_OR_RETURN(segs, segments_locked(*h, off, n));
-    ahead = readahead_locked(*h, off, n);
-    tensor_ahead_locked(*h, off, n, ahead);
+    for (const BlockRef& b : readahead_locked(*h, off, n)) ahead.push_back({b, 0, 0});
+    random = rangeable_ && h->window == 0;
+    tensor_ahead_locked(*h, off, n, random, ahead);
   }
   submit_prefetch(std::move(ahead));
 
   const uint64_t bs = meta_->format().block_size;
   uint64_t covered = 0;
   std::vector<BlockRef> blocks;
+  std::vector<std::pair<uint64_t, uint64_t>> spans;  // per block: bytes [lo, hi) read
   std::vector<Piece> pieces;
   walk(
       segs, off, n, bs,
@@ -121,7 +131,13 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
         covered += len;
       },
       [&](const BlockRef& r, uint32_t boff, uint64_t foff, uint64_t len) {
-        if (blocks.empty() || !(blocks.back() == r)) blocks.push_back(r);
+        if (blocks.empty() || !(blocks.back() == r)) {
+          blocks.push_back(r);
+          spans.emplace_back(boff, boff + len);
+        }
+        auto& [lo, hi] = spans.back();
+        lo = std::min<uint64_t>(lo, boff);
+        hi = std::max<uint64_t>(hi, boff + len);
         pieces.push_back({blocks.size() - 1, boff, len, buf + (foff - off)});
         covered += len;
       });
@@ -135,10 +151,23 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
   size_t p = 0;
   for (size_t s = 0; s < blocks.size(); s += batch) {
     const size_t e = std::min(blocks.size(), s + batch);
-    std::vector<cache::Block> got(e - s);
+    std::vector<BlockData> got(e - s);
     std::vector<Status> errs(e - s);
+    // A random read of a block not cached whole fetches only the sub-blocks it needs
+    // when that is at most half the block; any read uses cached sub-blocks.
     auto load = [&](size_t i) {
-      auto r = load_block(blocks[i]);
+      const auto [lo, hi] = spans[i];
+      Result<BlockData> r = Status::OK();
+      const uint32_t blen = object::block_len(blocks[i].slice_size, static_cast<uint32_t>(bs),
+                                              blocks[i].index);
+      if (random && range_worthwhile(blen, lo, hi)) {
+        r = load_range(blocks[i], lo, hi);
+      } else if (auto cached = rangeable_ ? cached_range(blocks[i], lo, hi) : std::nullopt) {
+        r = std::move(*cached);
+      } else {
+        auto whole = load_block(blocks[i]);
+        r = whole.ok() ? Result<BlockData>(BlockData::of_whole(*whole)) : whole.status();
+      }
       if (r.ok()) {
         got[i - s] = std::move(r).value();
       } else {
@@ -157,13 +186,11 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
     }
     for (; p < pieces.size() && pieces[p].block < e; p++) {
       const Piece& pc = pieces[p];
-      const std::string& data = *got[pc.block - s];
-      if (pc.off + pc.len > data.size()) {
+      if (!got[pc.block - s].copy(pc.off, pc.len, pc.dst)) {
         return Status(Code::kCorruption, "block of slice " +
                                              std::to_string(blocks[pc.block].slice_id) +
                                              " is shorter than its layout");
       }
-      std::memcpy(pc.dst, data.data() + pc.off, pc.len);
     }
   }
   stats_.read_ops++;
@@ -297,11 +324,15 @@ uint64_t Vfs::prefetch_budget_blocks() const {
   return std::max<uint64_t>(1, bytes / meta_->format().block_size);
 }
 
-void Vfs::submit_prefetch(std::vector<BlockRef> blocks) {
-  for (const BlockRef& b : blocks) {
+void Vfs::submit_prefetch(std::vector<Prefetch> items) {
+  for (const Prefetch& p : items) {
     prefetch_queued_++;
-    downloads_->submit([this, b] {
-      prefetch_block(b);
+    downloads_->submit([this, p] {
+      if (p.hi == 0) {
+        prefetch_block(p.block);
+      } else {
+        prefetch_range(p);
+      }
       std::lock_guard lk(prefetch_mu_);
       if (--prefetch_queued_ == 0) prefetch_cv_.notify_all();
     });
@@ -313,8 +344,8 @@ void Vfs::wait_prefetches() {
   prefetch_cv_.wait(lk, [this] { return prefetch_queued_.load() == 0; });
 }
 
-void Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
-                              std::vector<BlockRef>& out) {
+void Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len, bool random,
+                              std::vector<Prefetch>& out) {
   if (opts_.tensor_prefetch_bytes == 0) return;
   const uint64_t version = layouts_version_.load();
   if (h.layout_version != version) {
@@ -333,11 +364,14 @@ void Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
   if (t == nullptr) return;
   const uint64_t cap = opts_.tensor_prefetch_bytes;
   const uint64_t bs = meta_->format().block_size;
-  auto round_up = [bs](uint64_t x) { return (x + bs - 1) / bs * bs; };
+  // A ranged read fetches only its own sub-blocks: the prefetch starts at the sub-block
+  // after it. Otherwise it starts at the block after the one under the read's end (the
+  // read loads that one itself).
+  const uint64_t unit = random && 2 * len <= bs ? object::kSubBlockSize : bs;
+  auto round_up = [unit](uint64_t x) { return (x + unit - 1) / unit * unit; };
   uint64_t& done = h.tensor_prefetched[static_cast<size_t>(t - h.layout->tensors.data())];
   const uint64_t target = std::min({t->end, off + cap, h.size});
-  // Whole blocks after the one under the read's end (the read loads that one itself);
-  // a tensor longer than cap moves on in steps of a quarter of cap.
+  // A tensor longer than cap moves on in steps of a quarter of cap.
   const uint64_t from = std::max(round_up(std::min(off + len, target)), done);
   if (from >= target || (target < t->end && target - done < cap / 4)) return;
   const uint64_t queued = prefetch_queued_.load();
@@ -352,11 +386,24 @@ void Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
     LOG_WARN("vfs: tensor readahead of inode {}: {}", h.ino, segs.status().ToString());
     return;
   }
+  // Each block whole, except those the range covers partly (its first and last) when
+  // fetching only their part is worth it.
+  const size_t first_new = out.size();
   walk(
       *segs, from, to - from, bs, [](uint64_t, uint64_t) {},
-      [&](const BlockRef& r, uint32_t, uint64_t, uint64_t) {
-        if (out.empty() || !(out.back() == r)) out.push_back(r);
+      [&](const BlockRef& r, uint32_t boff, uint64_t, uint64_t n) {
+        if (out.size() > first_new && out.back().block == r) {
+          out.back().hi = std::max<uint64_t>(out.back().hi, boff + n);
+        } else {
+          out.push_back({r, boff, boff + n});
+        }
       });
+  for (size_t i = first_new; i < out.size(); i++) {
+    Prefetch& p = out[i];
+    const uint32_t blen =
+        object::block_len(p.block.slice_size, static_cast<uint32_t>(bs), p.block.index);
+    if (!range_worthwhile(blen, p.lo, p.hi)) p.lo = p.hi = 0;  // whole
+  }
   done = to;
   stats_.tensor_prefetches++;
 }

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -88,6 +89,10 @@ struct VfsStats {
   // safetensors headers parsed.
   std::atomic<uint64_t> prefetch_issued{0}, prefetch_hits{0}, prefetch_wasted{0};
   std::atomic<uint64_t> prefetch_over_budget{0}, tensor_prefetches{0}, safetensors_parsed{0};
+  // Ranged reads (ranged.cc): GETs of part of a block (a block's header and sub-block
+  // table, or a run of its 64 KiB sub-blocks) and their bytes. They are counted in
+  // object_gets and object_get_bytes too.
+  std::atomic<uint64_t> ranged_gets{0}, ranged_get_bytes{0};
 };
 
 // What Vfs::warmup does to each block: load it into the cache (from the store when
@@ -108,6 +113,8 @@ struct SliceBuffer;
 struct FileHandle;
 struct DirHandle;
 struct BlockRef;
+struct BlockData;
+struct Prefetch;
 struct TensorLayout;
 using Segments = std::shared_ptr<const std::vector<meta::Segment>>;
 
@@ -236,13 +243,36 @@ class Vfs {
   void prefetch_block(const BlockRef& b);  // loads b into the cache unless cached
   Result<std::string> fetch_block(const std::string& key, uint32_t len);
   // Tensor-aware readahead: appends to `out` the blocks of the rest of the tensor that
-  // holds off, if h's file has a known safetensors layout (see docs/read-path.md).
-  void tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len, std::vector<BlockRef>& out);
+  // holds off, if h's file has a known safetensors layout (see docs/read-path.md); with
+  // `random` (this read is ranged) from the sub-block after the read, else from the
+  // block after it. Blocks the tensor covers partly are prefetched ranged if worth it.
+  void tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len, bool random,
+                           std::vector<Prefetch>& out);
   // After a read of [0, n) into buf: parses a safetensors header found there, for every
   // handle of the inode.
   void sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf, size_t n);
-  void submit_prefetch(std::vector<BlockRef> blocks);
+  void submit_prefetch(std::vector<Prefetch> items);
   uint64_t prefetch_budget_blocks() const;
+
+  // ranged.cc: ranged reads of blocks with a sub-block table (docs/read-path.md).
+  // Whether fetching block bytes [lo, hi) of a block of block_len bytes ranged is worth
+  // it: the volume allows it and the sub-blocks needed are at most half the block.
+  bool range_worthwhile(uint32_t block_len, uint64_t lo, uint64_t hi) const;
+  // Block bytes [lo, hi) of b from sub-blocks in the memory cache; nullopt when one is
+  // missing or the whole block is cached (then load it whole).
+  std::optional<BlockData> cached_range(const BlockRef& b, uint64_t lo, uint64_t hi);
+  // Block bytes [lo, hi) of b: the whole block if cached, else its sub-blocks, fetching
+  // the missing ones ranged; the whole block when b has no table. *fetched is set when
+  // this call fetched from the store.
+  Result<BlockData> load_range(const BlockRef& b, uint64_t lo, uint64_t hi,
+                               bool* fetched = nullptr);
+  // Fetches and verifies sub-blocks [a, z) of block `key` (len bytes), caches them in
+  // memory, returns sub-block a. kNotSupported when the block has no table.
+  Result<std::string> fetch_sub_blocks(const std::string& key, uint32_t len, uint32_t a,
+                                       uint32_t z);
+  // The raw bytes of sub-blocks [a, z), verified, refetched up to 3 times.
+  Result<std::string> fetch_range(const std::string& key, uint32_t len, uint32_t a, uint32_t z);
+  void prefetch_range(const Prefetch& p);
 
   // background.cc
   void background_loop();
@@ -287,6 +317,12 @@ class Vfs {
   std::mutex prefetch_mu_;  // with prefetch_cv_: signals prefetch_queued_ reaching 0
   std::condition_variable prefetch_cv_;
   std::atomic<uint64_t> prefetch_queued_{0};
+  // Ranged reads (ranged.cc): whether the volume's blocks can have a sub-block table
+  // (no compression, no encryption), and the verified tables of blocks read ranged, by
+  // object key (null: the block has none, read it whole), bounded.
+  bool rangeable_ = false;
+  std::mutex tables_mu_;  // guards tables_
+  std::unordered_map<std::string, std::shared_ptr<const object::BlockTable>> tables_;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool stopping_ = false;

@@ -100,11 +100,7 @@ Result<BlockData> Vfs::load_range(const BlockRef& b, uint64_t lo, uint64_t hi, b
     return BlockData::of_whole(std::move(w));
   };
   if (cache_->peek(key)) return whole_block();  // counts the hit
-  {
-    std::lock_guard lk(tables_mu_);
-    auto it = tables_.find(key);
-    if (it != tables_.end() && it->second == nullptr) return whole_block();  // no table
-  }
+  if (known_without_table(key)) return whole_block();
   if (cache_->contains(key)) return whole_block();  // on disk: no GET at all
   const auto [first, end] = sub_span(len, lo, hi);
   BlockData d;
@@ -146,73 +142,82 @@ Result<std::string> Vfs::fetch_sub_blocks(const std::string& key, uint32_t len, 
   return raw;
 }
 
+Vfs::TableFuture Vfs::table_of(const std::string& key, uint32_t len,
+                               std::future<void>& fetch) {
+  std::lock_guard lk(tables_mu_);
+  if (auto it = tables_.find(key); it != tables_.end()) return it->second;
+  auto promise = std::make_shared<std::promise<TableResult>>();
+  TableFuture f = promise->get_future().share();
+  if (tables_.size() >= kMaxTables) tables_.clear();
+  tables_.emplace(key, f);
+  fetch = std::async(std::launch::async, [this, key, len, promise] {
+    TableResult r = fetch_table(key, len);
+    if (!r.ok() && !r.status().is(Code::kNotSupported)) {
+      // Failures are not kept: the next range fetches the table again.
+      std::lock_guard lk(tables_mu_);
+      tables_.erase(key);
+    }
+    promise->set_value(std::move(r));
+  });
+  return f;
+}
+
+Vfs::TableResult Vfs::fetch_table(const std::string& key, uint32_t len) {
+  const uint64_t end = object::block_table_end(len);
+  stats_.object_gets++;
+  stats_.ranged_gets++;
+  auto head = store_->get(key, 0, static_cast<int64_t>(end));
+  if (!head.ok()) {
+    stats_.object_errors++;
+    LOG_WARN("vfs: get {} (header): {}", key, head.status().ToString());
+    return Status(Code::kIO, "reading " + key + ": " + head.status().message());
+  }
+  stats_.object_get_bytes += head->size();
+  stats_.ranged_get_bytes += head->size();
+  auto t = object::decode_block_table(*head, key, len);
+  if (!t.ok()) {
+    if (!t.status().is(Code::kNotSupported)) stats_.object_errors++;
+    return t.status();
+  }
+  return std::make_shared<const object::BlockTable>(std::move(t).value());
+}
+
+bool Vfs::known_without_table(const std::string& key) {
+  std::lock_guard lk(tables_mu_);
+  auto it = tables_.find(key);
+  if (it == tables_.end()) return false;
+  if (it->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+  const TableResult& r = it->second.get();
+  return !r.ok() && r.status().is(Code::kNotSupported);
+}
+
 Result<std::string> Vfs::fetch_range(const std::string& key, uint32_t len, uint32_t a,
                                      uint32_t z) {
-  std::shared_ptr<const object::BlockTable> table;
-  {
-    std::lock_guard lk(tables_mu_);
-    if (auto it = tables_.find(key); it != tables_.end()) {
-      if (it->second == nullptr) {
-        return Status(Code::kNotSupported, "block '" + key + "' has no sub-block table");
-      }
-      table = it->second;
-    }
-  }
-  auto remember = [&](std::shared_ptr<const object::BlockTable> t) {
-    std::lock_guard lk(tables_mu_);
-    if (tables_.size() >= kMaxTables) tables_.clear();
-    tables_[key] = std::move(t);
-  };
-  auto counted_get = [&](uint64_t off, uint64_t n) {
-    stats_.object_gets++;
-    stats_.ranged_gets++;
-    auto r = store_->get(key, off, static_cast<int64_t>(n));
-    if (r.ok()) {
-      stats_.object_get_bytes += r->size();
-      stats_.ranged_get_bytes += r->size();
-    }
-    return r;
-  };
-  const uint64_t table_end = object::block_table_end(len);
-  const uint64_t off = table_end + a * kSub;
+  const uint64_t off = object::block_table_end(len) + a * kSub;
   const uint64_t n = std::min<uint64_t>(uint64_t(z) * kSub, len) - a * kSub;
   constexpr int kAttempts = 3;
   for (int attempt = 1;; attempt++) {
-    // The header and table (first time only) in parallel with the data.
-    std::future<Result<std::string>> head;
-    if (!table) {
-      head = std::async(std::launch::async, [&] { return counted_get(0, table_end); });
-    }
-    auto data = counted_get(off, n);
-    Status err;
-    if (head.valid()) {
-      auto h = head.get();
-      if (!h.ok()) {
-        stats_.object_errors++;
-        LOG_WARN("vfs: get {} (header): {}", key, h.status().ToString());
-        return Status(Code::kIO, "reading " + key + ": " + h.status().message());
-      }
-      auto t = object::decode_block_table(*h, key, len);
-      if (t.ok()) {
-        table = std::make_shared<const object::BlockTable>(std::move(t).value());
-        remember(table);
-      } else if (t.status().is(Code::kNotSupported)) {
-        remember(nullptr);
-        return t.status();
-      } else {
-        err = t.status();
-      }
+    // The table (fetched once per block, shared by concurrent ranges) in parallel with
+    // the data.
+    std::future<void> table_fetch;
+    TableFuture table = table_of(key, len, table_fetch);
+    stats_.object_gets++;
+    stats_.ranged_gets++;
+    auto data = store_->get(key, off, static_cast<int64_t>(n));
+    const TableResult& t = table.get();
+    if (!t.ok() && (t.status().is(Code::kNotSupported) || t.status().is(Code::kIO))) {
+      return t.status();
     }
     if (!data.ok()) {
       stats_.object_errors++;
       LOG_WARN("vfs: get {} [{}, +{}): {}", key, off, n, data.status().ToString());
       return Status(Code::kIO, "reading " + key + ": " + data.status().message());
     }
-    if (err.ok()) {
-      err = object::verify_block_range(*table, a, *data, key);
-      if (err.ok()) return data;
-    }
-    stats_.object_errors++;
+    stats_.object_get_bytes += data->size();
+    stats_.ranged_get_bytes += data->size();
+    Status err = t.ok() ? object::verify_block_range(**t, a, *data, key) : t.status();
+    if (err.ok()) return data;
+    if (t.ok()) stats_.object_errors++;  // a bad table was counted when fetched
     if (attempt == kAttempts) {
       LOG_ERROR("vfs: sub-blocks [{}, {}) of block {} failed verification {} times: {}", a, z,
                 key, kAttempts, err.ToString());

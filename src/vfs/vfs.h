@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -272,6 +273,14 @@ class Vfs {
                                        uint32_t z);
   // The raw bytes of sub-blocks [a, z), verified, refetched up to 3 times.
   Result<std::string> fetch_range(const std::string& key, uint32_t len, uint32_t a, uint32_t z);
+  // The table of block `key`: kept, being fetched, or fetched now (then `fetch` runs the
+  // GET; the caller must outlive it, which waiting on the result ensures).
+  using TableResult = Result<std::shared_ptr<const object::BlockTable>>;
+  using TableFuture = std::shared_future<TableResult>;
+  TableFuture table_of(const std::string& key, uint32_t len, std::future<void>& fetch);
+  TableResult fetch_table(const std::string& key, uint32_t len);
+  // Whether block `key` is known to have no table (read it whole).
+  bool known_without_table(const std::string& key);
   void prefetch_range(const Prefetch& p);
 
   // background.cc
@@ -318,11 +327,12 @@ class Vfs {
   std::condition_variable prefetch_cv_;
   std::atomic<uint64_t> prefetch_queued_{0};
   // Ranged reads (ranged.cc): whether the volume's blocks can have a sub-block table
-  // (no compression, no encryption), and the verified tables of blocks read ranged, by
-  // object key (null: the block has none, read it whole), bounded.
+  // (no compression, no encryption), and the tables of blocks read ranged, by object key,
+  // fetched or being fetched (kNotSupported: the block has none, read it whole); failed
+  // fetches are dropped. Bounded: the map restarts when full.
   bool rangeable_ = false;
   std::mutex tables_mu_;  // guards tables_
-  std::unordered_map<std::string, std::shared_ptr<const object::BlockTable>> tables_;
+  std::unordered_map<std::string, TableFuture> tables_;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool stopping_ = false;

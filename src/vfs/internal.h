@@ -144,6 +144,7 @@ struct FileHandle {
   uint64_t last_end = 0;
   uint32_t window = 0;
   uint64_t prefetched_to = 0;
+  uint64_t stream_from = 0;  // where the current stream began (its first read's offset)
   // Tensor-aware readahead (reader.cc): the mtime that goes with size, the safetensors
   // layout of the file (null: none known), the Vfs::layouts_version_ it was looked up at
   // (0: look again), whether a read from offset 0 was already sniffed for a header, and

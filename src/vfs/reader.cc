@@ -232,6 +232,17 @@ Result<std::vector<Segments>> Vfs::segments_locked(FileHandle& h, uint64_t off, 
   return out;
 }
 
+uint64_t Vfs::entered_tensor_end(const FileHandle& h) const {
+  // A stream that began in the header (offset 0: a loader reading the file in order) is
+  // no random entry. The first read of a random entry may start a little before the
+  // faulted tensor (the kernel's fault read-around), hence the slack.
+  constexpr uint64_t kEntrySlack = 1 << 20;
+  if (!h.layout || h.stream_from < h.layout->data_start) return 0;
+  const TensorRange* t = h.layout->find(h.stream_from + kEntrySlack);
+  if (t == nullptr) t = h.layout->find(h.stream_from);
+  return t == nullptr ? 0 : t->end;
+}
+
 std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_t len) {
   std::vector<BlockRef> out;
   const uint64_t end = off + len;
@@ -243,6 +254,7 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
     h.last_end = end;
     h.window = 0;
     h.prefetched_to = 0;
+    h.stream_from = off;
     return out;
   }
   h.last_end = std::max(h.last_end, end);
@@ -253,7 +265,11 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
   // now), so that no block is submitted twice.
   auto round_up = [bs](uint64_t x) { return (x + bs - 1) / bs * bs; };
   const uint64_t from = std::max(round_up(end), h.prefetched_to);
-  const uint64_t to = std::min(h.size, round_up(end + h.window * bs));
+  uint64_t to = std::min(h.size, round_up(end + h.window * bs));
+  // A stream that entered a tensor at random stops at the last block boundary of it.
+  if (const uint64_t limit = entered_tensor_end(h); limit > 0) {
+    to = std::min(to, std::max(from, limit / bs * bs));
+  }
   if (from >= to) return out;
   auto segs = segments_locked(h, from, to - from);
   if (!segs.ok()) {
@@ -362,6 +378,9 @@ void Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len, bool ra
   if (!h.layout) return;
   const TensorRange* t = h.layout->find(off);
   if (t == nullptr) return;
+  // A stream that entered a tensor at random and ran past it (the kernel reading ahead
+  // of the loader's faults) does not prefetch the tensors after it.
+  if (const uint64_t limit = entered_tensor_end(h); limit > 0 && t->begin >= limit) return;
   const uint64_t cap = opts_.tensor_prefetch_bytes;
   const uint64_t bs = meta_->format().block_size;
   // A ranged read fetches only its own sub-blocks: the prefetch starts at the sub-block

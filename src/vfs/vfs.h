@@ -240,6 +240,11 @@ class Vfs {
   Result<std::vector<Segments>> segments_locked(FileHandle& h, uint64_t off, uint64_t len);
   // Updates h's readahead state for a read of [off, off+len); returns blocks to prefetch.
   std::vector<BlockRef> readahead_locked(FileHandle& h, uint64_t off, uint64_t len);
+  // For a stream of h that entered a safetensors tensor at random (did not start in the
+  // header), the end of that tensor: readahead and tensor prefetch stop there, since
+  // reads past it are the kernel reading ahead of a loader that faults tensors in at
+  // random. 0 otherwise (no layout, or a stream from the header).
+  uint64_t entered_tensor_end(const FileHandle& h) const;
   Result<cache::Block> load_block(const BlockRef& b);
   void prefetch_block(const BlockRef& b);  // loads b into the cache unless cached
   Result<std::string> fetch_block(const std::string& key, uint32_t len);

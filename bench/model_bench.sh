@@ -10,7 +10,9 @@
 #
 # Environment: LATENCY_MS (proxy first-byte latency, 20), BW_MIB (proxy cap per connection,
 # MiB/s, 100; 0 = none), CASE_TIMEOUT (seconds per case, 1800), OBJBENCH_COUNT (64),
-# WARMUP_THREADS (8), BENCH_DIR (/var/tmp), KEEP_WORK=1 (keep the temp dir).
+# WARMUP_THREADS (8), BENCH_DIR (/var/tmp), KEEP_WORK=1 (keep the temp dir),
+# ONLY="lazy shuffle ..." (run just these loaders, on the local directory and cold on
+# Sluice; no objbench, aws, s3fs, rclone, warmup or disk-cache cases; default: everything).
 #
 # Cases that need Sluice features not in this build (--cache-dir, `sluice warmup`) print
 # "skipped: needs ...". Needs root (drop_caches, mounts), node, s3rver in .tools/, awscli,
@@ -113,13 +115,19 @@ measure() {
   record "$1" "$2" "$json" "${fetched:-0}" "$([ -n "${5:-}" ] && peak_rss_mib "$5" || echo -)"
 }
 
+ONLY=${ONLY:-}
+# wanted W: whether loader W runs (every loader unless ONLY names some).
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 log "local directory"
 for w in order shuffle lazy numpy 4x; do
+  wanted "$w" || continue
   drop_caches; measure "local $w" "" "$w" "$LOCAL"
   if [ $w = order ]; then measure "local order, page cache warm" "" order "$LOCAL"; fi
 done
 for c in "${!FETCH[@]}"; do FETCH[$c]=""; done   # the local cases fetch nothing
 
+RAW_GBPS=0
+if [ -z "$ONLY" ]; then
 log "raw parallel GET through the proxy (sluice objbench)"
 "$SLUICE" objbench "s3+http://127.0.0.1:$PPORT/volume/objbench?access_key=S3RVER&secret_key=S3RVER" \
   --threads 16 --count "${OBJBENCH_COUNT:-64}" --json >"$WORK/objbench.json"
@@ -166,17 +174,23 @@ if env -u AWS_CA_BUNDLE rclone mount bench:models/model "$RCL" --vfs-cache-mode 
 else
   skip "rclone, cold" "rclone did not mount (see $WORK/rclone.log)"
 fi
+fi  # ONLY
 
 log "Sluice"
 sluice_fresh
 "$LOAD" check "$SMNT/model" >&2 || die "the Sluice copy fails the header check"
-sluice_fresh
-measure "sluice cold, order" "local order" order "$SMNT/model" "$SPID"
-measure "sluice page cache warm" "local order, page cache warm" order "$SMNT/model" "$SPID"
+if wanted order; then
+  sluice_fresh
+  measure "sluice cold, order" "local order" order "$SMNT/model" "$SPID"
+  [ -n "$ONLY" ] || measure "sluice page cache warm" "local order, page cache warm" order "$SMNT/model" "$SPID"
+fi
 for w in shuffle lazy numpy 4x; do
+  wanted "$w" || continue
   sluice_fresh; measure "sluice cold, $w" "local $w" "$w" "$SMNT/model" "$SPID"
 done
-if $HAVE_WARMUP && $HAVE_CACHE_DIR; then
+if [ -n "$ONLY" ]; then
+  :
+elif $HAVE_WARMUP && $HAVE_CACHE_DIR; then
   sluice_fresh; proxy_reset "$PPORT"; t0=$(now)
   if timeout "$CASE_TIMEOUT" "$SLUICE" warmup "$SMNT/model" -p "${WARMUP_THREADS:-8}" >"$WORK/warmup.out" 2>&1; then
     bytes=$(cat "$LOCAL"/*.safetensors | wc -c)
@@ -189,7 +203,9 @@ if $HAVE_WARMUP && $HAVE_CACHE_DIR; then
 else
   skip "sluice after warmup" "needs 'sluice warmup' and 'mount --cache-dir'"
 fi
-if $HAVE_CACHE_DIR; then
+if [ -n "$ONLY" ]; then
+  :
+elif $HAVE_CACHE_DIR; then
   if ! $HAVE_WARMUP; then sluice_fresh; load order "$SMNT/model" >/dev/null; fi  # fill the cache
   unmount "$SMNT"; drop_caches; sluice_mount
   measure "sluice disk cache warm, remounted" "local order" order "$SMNT/model" "$SPID"

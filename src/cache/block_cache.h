@@ -62,6 +62,13 @@ class BlockCache {
   virtual bool contains(const std::string& key) = 0;
   // Caches data under key, replacing any cached copy.
   virtual void put(const std::string& key, std::string data) = 0;
+  // get_or_load and put for the memory tier only: the block is never written to (or looked
+  // up in) a disk tier. For partial blocks (the sub-blocks of a ranged read, under keys of
+  // their own) that a disk tier must not hold as if they were whole blocks.
+  virtual Result<Block> get_or_load_memory(const std::string& key, const Loader& loader) {
+    return get_or_load(key, loader);
+  }
+  virtual void put_memory(const std::string& key, std::string data) { put(key, std::move(data)); }
   virtual void erase(const std::string& key) = 0;
   virtual CacheStats stats() const = 0;
 };

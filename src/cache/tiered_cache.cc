@@ -52,6 +52,14 @@ void TieredCache::put(const std::string& key, std::string data) {
   if (opts_.cache_writes) enqueue(key, std::move(block));
 }
 
+Result<Block> TieredCache::get_or_load_memory(const std::string& key, const Loader& loader) {
+  return mem_.get_or_load(key, loader);
+}
+
+void TieredCache::put_memory(const std::string& key, std::string data) {
+  mem_.put(key, std::move(data));
+}
+
 void TieredCache::erase(const std::string& key) {
   mem_.erase(key);
   {

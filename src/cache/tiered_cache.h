@@ -6,6 +6,7 @@
 // asynchronously: a single writer thread drains a queue bounded in bytes (a put that
 // would overflow it is dropped and counted), so a reader never waits for a cache write.
 // put() (blocks written by this client) does the same when cache_writes is set.
+// get_or_load_memory() and put_memory() use the memory tier alone (partial blocks).
 //
 // peek() looks at memory only (prefetch uses it to skip blocks already in memory; a
 // prefetch of a block on disk lifts it into memory). contains() and erase() cover both
@@ -42,6 +43,8 @@ class TieredCache : public BlockCache {
   Block peek(const std::string& key) override;
   bool contains(const std::string& key) override;
   void put(const std::string& key, std::string data) override;
+  Result<Block> get_or_load_memory(const std::string& key, const Loader& loader) override;
+  void put_memory(const std::string& key, std::string data) override;
   void erase(const std::string& key) override;
   CacheStats stats() const override;
 

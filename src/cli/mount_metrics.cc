@@ -59,6 +59,10 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
     c("sluice_tensor_prefetches_total", "reads that prefetched the rest of a safetensors tensor",
       s.tensor_prefetches.load());
     c("sluice_safetensors_parsed_total", "safetensors headers parsed", s.safetensors_parsed.load());
+    c("sluice_ranged_get_total",
+      "object store GETs of part of a block (a header and sub-block table, or sub-blocks)",
+      s.ranged_gets.load());
+    c("sluice_ranged_get_bytes_total", "bytes fetched by ranged GETs", s.ranged_get_bytes.load());
     const cache::CacheStats cs = vfs.block_cache().stats();
     c("sluice_cache_hits_total", "block reads served by the block cache", cs.hits);
     c("sluice_cache_misses_total", "block reads the block cache had to load", cs.misses);

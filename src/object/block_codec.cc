@@ -6,7 +6,8 @@
 // checked, the payload is decompressed into exactly raw_len bytes, and the XXH3 of the
 // result must match. Any failure is kCorruption, logged once here. Encrypted blocks
 // (see block_codec.h) are compressed first, then sealed; the checksum moves inside the
-// ciphertext.
+// ciphertext. A block stored uncompressed and unencrypted carries the sub-block table
+// of block_codec.h, which decode_block_table / verify_block_range use for ranged reads.
 #include "object/block_codec.h"
 
 #include <lz4.h>
@@ -29,7 +30,10 @@ constexpr int kZstdLevel = 1;
 // One LZ4 input byte expands to at most 255 output bytes.
 constexpr uint64_t kLz4MaxRatio = 255;
 constexpr uint16_t kFlagEncrypted = 1;
+constexpr uint16_t kFlagTable = 2;
 constexpr size_t kChecksumSize = 8;
+// The table checksum covers the header up to (not including) itself, then the table.
+constexpr size_t kTableCoveredHeader = 24;
 
 struct Header {
   uint8_t version = 0;
@@ -38,7 +42,7 @@ struct Header {
   uint32_t raw_len = 0;
   uint32_t payload_len = 0;
   uint64_t checksum = 0;
-  uint64_t reserved2 = 0;
+  uint64_t table_sum = 0;  // reserved (0) without a table
 };
 
 // Compresses raw with c; an empty result means "not worth it" (or not compressible).
@@ -144,13 +148,30 @@ std::string block_aad(std::string_view header, std::string_view key) {
 
 }  // namespace
 
+// An uncompressed, unencrypted block with its sub-block table.
+std::string encode_with_table(std::string_view raw) {
+  const auto len = static_cast<uint32_t>(raw.size());
+  std::string table;
+  table.reserve(8 * size_t(sub_block_count(len)));
+  for (size_t at = 0; at < raw.size(); at += kSubBlockSize) {
+    put_u64(table, checksum64(raw.substr(at, kSubBlockSize)));
+  }
+  std::string out =
+      encode_header(Compression::kNone, kFlagTable, len, table.size() + len, checksum64(raw));
+  out.resize(kTableCoveredHeader);
+  put_u64(out, checksum64(out + table));
+  out.reserve(kBlockHeaderSize + table.size() + raw.size());
+  out.append(table);
+  out.append(raw);
+  return out;
+}
+
 std::string encode_block(std::string_view raw, Compression c) {
-  assert(raw.size() <= std::numeric_limits<uint32_t>::max() && "block larger than 4 GiB");
+  assert(raw.size() <= std::numeric_limits<uint32_t>::max() / 2 && "block larger than 2 GiB");
   std::string compressed = compress(raw, c);
-  if (compressed.empty()) c = Compression::kNone;
-  std::string_view payload = compressed.empty() ? raw : std::string_view(compressed);
-  std::string out = encode_header(c, 0, raw.size(), payload.size(), checksum64(raw));
-  out.append(payload);
+  if (compressed.empty()) return encode_with_table(raw);
+  std::string out = encode_header(c, 0, raw.size(), compressed.size(), checksum64(raw));
+  out.append(compressed);
   return out;
 }
 
@@ -172,8 +193,10 @@ Result<std::string> encode_block(std::string_view raw, Compression c, const Bloc
   return out;
 }
 
-Result<std::string> decode_block(std::string_view stored, const std::string& key,
-                                 const BlockCipher* cipher) {
+namespace {
+
+// Parses and checks the header at the start of `stored` (at least kBlockHeaderSize bytes).
+Result<Header> parse_header(std::string_view stored, const std::string& key) {
   if (stored.size() < kBlockHeaderSize) {
     return corrupt(key, "object of " + std::to_string(stored.size()) +
                             " bytes is shorter than the block header");
@@ -187,17 +210,51 @@ Result<std::string> decode_block(std::string_view stored, const std::string& key
   h.raw_len = dec.get_u32();
   h.payload_len = dec.get_u32();
   h.checksum = dec.get_u64();
-  h.reserved2 = dec.get_u64();
+  h.table_sum = dec.get_u64();
   if (h.version != kVersion) {
     return corrupt(key, "unsupported block version " + std::to_string(h.version));
   }
   if (h.compression > static_cast<uint8_t>(Compression::kZstd)) {
     return corrupt(key, "unknown compression id " + std::to_string(h.compression));
   }
-  if ((h.flags & ~kFlagEncrypted) != 0 || h.reserved2 != 0) {
+  if ((h.flags & ~(kFlagEncrypted | kFlagTable)) != 0) {
     return corrupt(key, "reserved header bits set");
   }
-  std::string_view payload = dec.rest();
+  if ((h.flags & kFlagTable) == 0) {
+    if (h.table_sum != 0) return corrupt(key, "reserved header bits set");
+  } else if ((h.flags & kFlagEncrypted) != 0 ||
+             h.compression != static_cast<uint8_t>(Compression::kNone)) {
+    return corrupt(key, "a compressed or encrypted block has a sub-block table");
+  } else if (uint64_t(h.payload_len) !=
+             8 * uint64_t(sub_block_count(h.raw_len)) + h.raw_len) {
+    return corrupt(key, "payload length " + std::to_string(h.payload_len) +
+                            " does not fit a table and " + std::to_string(h.raw_len) +
+                            " raw bytes");
+  }
+  return h;
+}
+
+// Checks the table (the bytes after the header) of a block whose header h has the flag
+// against its checksum, and returns its entries.
+Result<std::vector<uint64_t>> parse_table(std::string_view head, const Header& h,
+                                          const std::string& key) {
+  const uint64_t end = block_table_end(h.raw_len);
+  if (head.size() < end) return corrupt(key, "the sub-block table is truncated");
+  std::string covered(head.substr(0, kTableCoveredHeader));
+  covered.append(head.substr(kBlockHeaderSize, end - kBlockHeaderSize));
+  if (checksum64(covered) != h.table_sum) return corrupt(key, "sub-block table checksum mismatch");
+  std::vector<uint64_t> sums(sub_block_count(h.raw_len));
+  Decoder dec(head.substr(kBlockHeaderSize, end - kBlockHeaderSize));
+  for (uint64_t& s : sums) s = dec.get_u64();
+  return sums;
+}
+
+}  // namespace
+
+Result<std::string> decode_block(std::string_view stored, const std::string& key,
+                                 const BlockCipher* cipher) {
+  ASSIGN_OR_RETURN(Header h, parse_header(stored, key));
+  std::string_view payload = stored.substr(kBlockHeaderSize);
   if (payload.size() != h.payload_len) {
     return corrupt(key, "payload is " + std::to_string(payload.size()) + " bytes, header says " +
                             std::to_string(h.payload_len));
@@ -219,6 +276,11 @@ Result<std::string> decode_block(std::string_view stored, const std::string& key
     h.checksum = Decoder(opened).get_u64();
     payload = std::string_view(opened).substr(kChecksumSize);
   }
+  std::vector<uint64_t> sums;
+  if ((h.flags & kFlagTable) != 0) {
+    ASSIGN_OR_RETURN(sums, parse_table(stored, h, key));
+    payload = stored.substr(block_table_end(h.raw_len));
+  }
   auto c = static_cast<Compression>(h.compression);
   std::string raw;
   if (!decompress(c, payload, h.raw_len, raw)) {
@@ -226,7 +288,55 @@ Result<std::string> decode_block(std::string_view stored, const std::string& key
                             std::to_string(h.raw_len) + " bytes");
   }
   if (checksum64(raw) != h.checksum) return corrupt(key, "checksum mismatch");
+  if (!sums.empty()) {
+    BlockTable t{h.raw_len, std::move(sums)};
+    RETURN_IF_ERROR(verify_block_range(t, 0, raw, key));
+  }
   return raw;
+}
+
+Result<BlockTable> decode_block_table(std::string_view head, const std::string& key,
+                                      uint32_t raw_len) {
+  ASSIGN_OR_RETURN(Header h, parse_header(head, key));
+  if ((h.flags & kFlagTable) == 0) {
+    return Status(Code::kNotSupported, "block '" + key + "' has no sub-block table");
+  }
+  if (h.raw_len != raw_len) {
+    return corrupt(key, "header says " + std::to_string(h.raw_len) + " bytes, the key says " +
+                            std::to_string(raw_len));
+  }
+  if (head.size() != block_table_end(raw_len)) {
+    return corrupt(key, "the header and table are " + std::to_string(head.size()) +
+                            " bytes, not " + std::to_string(block_table_end(raw_len)));
+  }
+  ASSIGN_OR_RETURN(auto sums, parse_table(head, h, key));
+  return BlockTable{raw_len, std::move(sums)};
+}
+
+Status verify_block_range(const BlockTable& table, uint32_t first, std::string_view data,
+                          const std::string& key) {
+  const uint64_t start = uint64_t(first) * kSubBlockSize;
+  const uint64_t end = start + data.size();
+  if (data.empty() || end > table.raw_len || (end % kSubBlockSize != 0 && end != table.raw_len)) {
+    return corrupt(key, "range [" + std::to_string(start) + ", " + std::to_string(end) +
+                            ") is not whole sub-blocks of " + std::to_string(table.raw_len) +
+                            " bytes");
+  }
+  for (uint64_t at = 0; at < data.size(); at += kSubBlockSize) {
+    const size_t i = first + at / kSubBlockSize;
+    if (checksum64(data.substr(at, kSubBlockSize)) != table.sums[i]) {
+      return corrupt(key, "sub-block " + std::to_string(i) + " checksum mismatch");
+    }
+  }
+  return Status::OK();
+}
+
+Result<BlockTable> decode_block_range(std::string_view head, uint32_t first,
+                                      std::string_view data, const std::string& key,
+                                      uint32_t raw_len) {
+  ASSIGN_OR_RETURN(BlockTable t, decode_block_table(head, key, raw_len));
+  RETURN_IF_ERROR(verify_block_range(t, first, data, key));
+  return t;
 }
 
 }  // namespace sluice::object

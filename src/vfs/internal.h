@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "cache/block_cache.h"
 #include "common/thread_pool.h"
 #include "meta/slices.h"
 #include "meta/types.h"
@@ -98,6 +99,37 @@ struct BlockRef {
   bool operator==(const BlockRef&) const = default;
 };
 
+// The object key and length of block b under format fmt; kCorruption when the layout
+// puts it past the end of its slice (reader.cc).
+Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const BlockRef& b);
+
+// A piece of a block to prefetch: the whole block (hi == 0), or the sub-blocks that
+// cover block bytes [lo, hi) (ranged.cc).
+struct Prefetch {
+  BlockRef block;
+  uint64_t lo = 0, hi = 0;
+};
+
+// The bytes of one block a read copies from: the whole block, or (ranged read) its
+// sub-blocks [first, first + subs.size()), each object::kSubBlockSize bytes but the
+// last sub-block of the block.
+struct BlockData {
+  cache::Block whole;
+  uint32_t first = 0;
+  std::vector<cache::Block> subs;
+
+  static BlockData of_whole(cache::Block b) {
+    BlockData d;
+    d.whole = std::move(b);
+    return d;
+  }
+  // Appends pointers to the len bytes at block offset off (one piece per block or
+  // sub-block they span); false when they are not all held.
+  bool append(uint64_t off, uint64_t len, std::vector<std::pair<const char*, size_t>>& out) const;
+  // Moves the blocks it holds to `hold` (the pointers from append stay valid there).
+  void hold_in(std::vector<cache::Block>& hold);
+};
+
 struct FileHandle {
   meta::Ino ino = 0;
   int flags = 0;
@@ -115,6 +147,8 @@ struct FileHandle {
   uint64_t last_end = 0;
   uint32_t window = 0;
   uint64_t prefetched_to = 0;
+  uint64_t stream_from = 0;  // where the current stream began (its first read's offset)
+  bool streaming = false;    // the last read continued the stream (readahead or not)
   // Tensor-aware readahead (reader.cc): the mtime that goes with size, the safetensors
   // layout of the file (null: none known), the Vfs::layouts_version_ it was looked up at
   // (0: look again), whether a read from offset 0 was already sniffed for a header, and

@@ -16,7 +16,12 @@
 // a tensor prefetches the rest of that tensor (up to tensor_prefetch_bytes), so loaders
 // that fault tensors in any order fetch whole tensors in parallel. Prefetches queued or
 // running are bounded (prefetch_budget_blocks); duplicate GETs are avoided by the
-// cache's single-flight loads. See docs/read-path.md.
+// cache's single-flight loads.
+//
+// Ranged reads (ranged.cc): on a volume without compression or encryption, a random read
+// (no stream on its handle) of a block not cached fetches only the 64 KiB sub-blocks it
+// needs when they are at most half the block, and tensor prefetch fetches only the
+// tensor's part of a block it covers partly. See docs/read-path.md.
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -67,8 +72,8 @@ void walk(const std::vector<Segments>& segs, uint64_t off, uint64_t len, uint64_
   }
 }
 
-// The object key and length of block b; kCorruption when the layout puts it past the
-// end of its slice.
+}  // namespace
+
 Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const BlockRef& b) {
   if (uint64_t(b.index) * fmt.block_size >= b.slice_size) {
     return Status(Code::kCorruption, "block " + std::to_string(b.index) +
@@ -77,6 +82,8 @@ Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const B
   const uint32_t len = object::block_len(b.slice_size, fmt.block_size, b.index);
   return std::make_pair(object::block_key(fmt.name, b.slice_id, b.index, len), len);
 }
+
+namespace {
 
 // A piece of a read: len bytes at offset `off` of blocks[block], or len zeros when block
 // is kZeroPiece.
@@ -142,21 +149,28 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
 
   uint64_t n = 0;
   std::vector<Segments> segs;
-  std::vector<BlockRef> ahead;
+  std::vector<Prefetch> ahead;
+  bool random = false;  // misses may fetch ranged
+  uint64_t tensor_end = 0;  // of the tensor the read is in, when the file has a layout
   {
     std::lock_guard lk(h->mu);
     RETURN_IF_ERROR(refresh_locked(*h));
     if (off < h->size) n = std::min<uint64_t>(size, h->size - off);
     if (n == 0) return Status::OK();
     ASSIGN_OR_RETURN(segs, segments_locked(*h, off, n));
-    ahead = readahead_locked(*h, off, n);
-    tensor_ahead_locked(*h, off, n, ahead);
+    for (const BlockRef& b : readahead_locked(*h, off, n)) ahead.push_back({b, 0, 0});
+    tensor_end = tensor_ahead_locked(*h, off, n, ahead);
+    // Whole blocks for a stream that reads a file from its start (a plain sequential
+    // reader, or a loader in header order); a read elsewhere may fetch only what it
+    // needs of a block, which for a file of tensors is up to the end of the tensor it is in.
+    random = rangeable_ && !(h->streaming && entered_tensor_end(*h) == 0);
   }
   submit_prefetch(std::move(ahead));
 
   const uint64_t bs = meta_->format().block_size;
   uint64_t covered = 0;
   std::vector<BlockRef> blocks;
+  std::vector<std::pair<uint64_t, uint64_t>> spans;  // per block: bytes [lo, hi) read
   std::vector<Piece> pieces;
   walk(
       segs, off, n, bs,
@@ -164,8 +178,17 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
         pieces.push_back({kZeroPiece, 0, len});
         covered += len;
       },
-      [&](const BlockRef& r, uint32_t boff, uint64_t, uint64_t len) {
-        if (blocks.empty() || !(blocks.back() == r)) blocks.push_back(r);
+      [&](const BlockRef& r, uint32_t boff, uint64_t foff, uint64_t len) {
+        if (blocks.empty() || !(blocks.back() == r)) {
+          blocks.push_back(r);
+          spans.emplace_back(boff, boff + len);
+        }
+        auto& [lo, hi] = spans.back();
+        lo = std::min<uint64_t>(lo, boff);
+        hi = std::max<uint64_t>(hi, boff + len);
+        // The rest of the tensor in this block is wanted too (tensor prefetch starts at
+        // the next block).
+        if (tensor_end > foff + len) hi = std::max<uint64_t>(hi, boff + (tensor_end - foff));
         pieces.push_back({blocks.size() - 1, boff, len});
         covered += len;
       });
@@ -175,13 +198,25 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
   }
 
   // Blocks load in parallel on the download pool, a batch at a time.
-  std::vector<cache::Block> got(blocks.size());
+  std::vector<BlockData> got(blocks.size());
   std::vector<Status> errs(blocks.size());
   const size_t batch = std::max(1, opts_.download_threads) * 2;
   for (size_t s = 0; s < blocks.size(); s += batch) {
     const size_t e = std::min(blocks.size(), s + batch);
+    // A random read of a block not cached whole fetches only the sub-blocks it needs
+    // when that is at most half the block; any read uses cached sub-blocks.
     auto load = [&](size_t i) {
-      auto r = load_block(blocks[i]);
+      const auto [lo, hi] = spans[i];
+      Result<BlockData> r = Status::OK();
+      const uint32_t blen = object::block_len(blocks[i].slice_size, static_cast<uint32_t>(bs),
+                                              blocks[i].index);
+      // A block with sub-blocks cached fetches only its missing ones, whatever the read.
+      if ((random && range_worthwhile(blen, lo, hi)) || has_cached_subs(blocks[i])) {
+        r = load_range(blocks[i], lo, hi);
+      } else {
+        auto whole = load_block(blocks[i]);
+        r = whole.ok() ? Result<BlockData>(BlockData::of_whole(*whole)) : whole.status();
+      }
       if (r.ok()) {
         got[i] = std::move(r).value();
       } else {
@@ -206,16 +241,14 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
       }
       continue;
     }
-    const std::string& data = *got[pc.block];
-    if (pc.off + pc.len > data.size()) {
+    if (!got[pc.block].append(pc.off, pc.len, out.pieces)) {
       out.pieces.clear();
       return Status(Code::kCorruption, "block of slice " +
                                            std::to_string(blocks[pc.block].slice_id) +
                                            " is shorter than its layout");
     }
-    out.pieces.emplace_back(data.data() + pc.off, pc.len);
   }
-  out.hold = std::move(got);
+  for (BlockData& d : got) d.hold_in(out.hold);
   out.size = n;
   stats_.read_ops++;
   stats_.read_bytes += n;
@@ -261,17 +294,29 @@ Result<std::vector<Segments>> Vfs::segments_locked(FileHandle& h, uint64_t off, 
   return out;
 }
 
+uint64_t Vfs::entered_tensor_end(const FileHandle& h) const {
+  // A stream that began in the header (offset 0: a loader reading the file in order) is
+  // no random entry. The first read of a random entry may start a little before the
+  // faulted tensor (the kernel's fault read-around), hence the slack.
+  constexpr uint64_t kEntrySlack = 1 << 20;
+  if (!h.layout || h.stream_from < h.layout->data_start) return 0;
+  const TensorRange* t = h.layout->find(h.stream_from + kEntrySlack);
+  if (t == nullptr) t = h.layout->find(h.stream_from);
+  return t == nullptr ? 0 : t->end;
+}
+
 std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_t len) {
   std::vector<BlockRef> out;
   const uint64_t end = off + len;
   // Near the last end: concurrent kernel readahead requests may arrive out of order.
   const uint64_t slack = std::min<uint64_t>(4 * len, 8 << 20);
-  const bool sequential = off <= h.last_end + slack &&
-                          off + slack >= h.last_end && opts_.readahead_blocks > 0;
-  if (!sequential) {
-    h.last_end = end;
+  const bool sequential = off <= h.last_end + slack && off + slack >= h.last_end;
+  h.streaming = sequential;
+  if (!sequential || opts_.readahead_blocks == 0) {
+    h.last_end = sequential ? std::max(h.last_end, end) : end;
     h.window = 0;
     h.prefetched_to = 0;
+    if (!sequential) h.stream_from = off;
     return out;
   }
   h.last_end = std::max(h.last_end, end);
@@ -282,7 +327,11 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
   // now), so that no block is submitted twice.
   auto round_up = [bs](uint64_t x) { return (x + bs - 1) / bs * bs; };
   const uint64_t from = std::max(round_up(end), h.prefetched_to);
-  const uint64_t to = std::min(h.size, round_up(end + h.window * bs));
+  uint64_t to = std::min(h.size, round_up(end + h.window * bs));
+  // A stream that entered a tensor at random stops at the last block boundary of it.
+  if (const uint64_t limit = entered_tensor_end(h); limit > 0) {
+    to = std::min(to, std::max(from, limit / bs * bs));
+  }
   if (from >= to) return out;
   auto segs = segments_locked(h, from, to - from);
   if (!segs.ok()) {
@@ -312,6 +361,8 @@ void Vfs::prefetch_block(const BlockRef& b) {
   auto loc = locate(meta_->format(), b);
   if (!loc.ok() || cache_->peek(loc->first)) return;  // a bad layout is reported by read
   const auto& [key, len] = *loc;
+  // Parts of it were fetched as sub-blocks: fetch only the rest.
+  if (has_cached_subs(b)) return prefetch_range({b, 0, len});
   // The key is recorded before the load, so a read that arrives during it counts as a
   // hit. At the bound, keys whose block left the cache unread count as wasted (roughly:
   // a load still in flight counts too); if all are still cached, the record restarts.
@@ -353,11 +404,15 @@ uint64_t Vfs::prefetch_budget_blocks() const {
   return std::max<uint64_t>(1, bytes / meta_->format().block_size);
 }
 
-void Vfs::submit_prefetch(std::vector<BlockRef> blocks) {
-  for (const BlockRef& b : blocks) {
+void Vfs::submit_prefetch(std::vector<Prefetch> items) {
+  for (const Prefetch& p : items) {
     prefetch_queued_++;
-    downloads_->submit([this, b] {
-      prefetch_block(b);
+    downloads_->submit([this, p] {
+      if (p.hi == 0) {
+        prefetch_block(p.block);
+      } else {
+        prefetch_range(p);
+      }
       std::lock_guard lk(prefetch_mu_);
       if (--prefetch_queued_ == 0) prefetch_cv_.notify_all();
     });
@@ -369,9 +424,9 @@ void Vfs::wait_prefetches() {
   prefetch_cv_.wait(lk, [this] { return prefetch_queued_.load() == 0; });
 }
 
-void Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
-                              std::vector<BlockRef>& out) {
-  if (opts_.tensor_prefetch_bytes == 0) return;
+uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
+                                  std::vector<Prefetch>& out) {
+  if (opts_.tensor_prefetch_bytes == 0) return 0;
   const uint64_t version = layouts_version_.load();
   if (h.layout_version != version) {
     h.layout_version = version;
@@ -384,37 +439,58 @@ void Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
     if (found != h.layout) h.tensor_prefetched.clear();
     h.layout = std::move(found);
   }
-  if (!h.layout) return;
-  const TensorRange* t = h.layout->find(off);
-  if (t == nullptr) return;
+  if (!h.layout) return 0;
+  // The tensor under the middle of the read: a page fault's read starts up to half the
+  // kernel's read-around before the faulting page, often in the tensor before.
+  const TensorRange* t = h.layout->find(off + len / 2);
+  if (t == nullptr) t = h.layout->find(off);
+  if (t == nullptr) return 0;
+  // A stream that entered a tensor at random and ran past it (the kernel reading ahead
+  // of the loader's faults) does not prefetch the tensors after it.
+  if (const uint64_t limit = entered_tensor_end(h); limit > 0 && t->begin >= limit) return 0;
   const uint64_t cap = opts_.tensor_prefetch_bytes;
   const uint64_t bs = meta_->format().block_size;
+  // From the block after the one under the read's end: the read loads that one itself,
+  // with the tensor's part of it (see read_pieces).
   auto round_up = [bs](uint64_t x) { return (x + bs - 1) / bs * bs; };
   uint64_t& done = h.tensor_prefetched[static_cast<size_t>(t - h.layout->tensors.data())];
   const uint64_t target = std::min({t->end, off + cap, h.size});
-  // Whole blocks after the one under the read's end (the read loads that one itself);
-  // a tensor longer than cap moves on in steps of a quarter of cap.
+  // A tensor longer than cap moves on in steps of a quarter of cap.
   const uint64_t from = std::max(round_up(std::min(off + len, target)), done);
-  if (from >= target || (target < t->end && target - done < cap / 4)) return;
+  if (from >= target || (target < t->end && target - done < cap / 4)) return target;
   const uint64_t queued = prefetch_queued_.load();
   const uint64_t budget = prefetch_budget_blocks();
   if (queued >= budget) {
     stats_.prefetch_over_budget++;
-    return;
+    return target;
   }
   const uint64_t to = std::min(target, from + (budget - queued) * bs);
   auto segs = segments_locked(h, from, to - from);
   if (!segs.ok()) {
     LOG_WARN("vfs: tensor readahead of inode {}: {}", h.ino, segs.status().ToString());
-    return;
+    return target;
   }
+  // Each block whole, except those the range covers partly (its first and last) when
+  // fetching only their part is worth it.
+  const size_t first_new = out.size();
   walk(
       *segs, from, to - from, bs, [](uint64_t, uint64_t) {},
-      [&](const BlockRef& r, uint32_t, uint64_t, uint64_t) {
-        if (out.empty() || !(out.back() == r)) out.push_back(r);
+      [&](const BlockRef& r, uint32_t boff, uint64_t, uint64_t n) {
+        if (out.size() > first_new && out.back().block == r) {
+          out.back().hi = std::max<uint64_t>(out.back().hi, boff + n);
+        } else {
+          out.push_back({r, boff, boff + n});
+        }
       });
+  for (size_t i = first_new; i < out.size(); i++) {
+    Prefetch& p = out[i];
+    const uint32_t blen =
+        object::block_len(p.block.slice_size, static_cast<uint32_t>(bs), p.block.index);
+    if (!range_worthwhile(blen, p.lo, p.hi)) p.lo = p.hi = 0;  // whole
+  }
   done = to;
   stats_.tensor_prefetches++;
+  return target;
 }
 
 void Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf,
@@ -470,6 +546,7 @@ Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {
   constexpr int kAttempts = 3;
   for (int attempt = 1;; attempt++) {
     stats_.object_gets++;
+    InFlight fetching(*this, whole_inflight_, key);
     auto stored = store_->get(key);
     if (!stored.ok()) {
       stats_.object_errors++;

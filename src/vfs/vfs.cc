@@ -73,6 +73,8 @@ Vfs::Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store,
   } else if (fmt.encryption.empty() && opts_.cipher) {
     init_error_ = Status(Code::kInvalid, "volume '" + fmt.name + "' is not encrypted");
   }
+  rangeable_ = compression_ == object::Compression::kNone && fmt.encryption.empty() &&
+               !opts_.cipher;
   if (fmt.block_size == 0 || fmt.block_size > meta::kChunkSize) {
     init_error_ = Status(Code::kInvalid, "volume block size " + std::to_string(fmt.block_size) +
                                              " is not in (0, 64 MiB]");

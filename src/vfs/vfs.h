@@ -13,12 +13,15 @@
 // background.cc (heartbeat, cleanup, flusher); internal.h holds the shared types.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -88,6 +91,10 @@ struct VfsStats {
   // safetensors headers parsed.
   std::atomic<uint64_t> prefetch_issued{0}, prefetch_hits{0}, prefetch_wasted{0};
   std::atomic<uint64_t> prefetch_over_budget{0}, tensor_prefetches{0}, safetensors_parsed{0};
+  // Ranged reads (ranged.cc): GETs of part of a block (a block's header and sub-block
+  // table, or a run of its 64 KiB sub-blocks) and their bytes. They are counted in
+  // object_gets and object_get_bytes too.
+  std::atomic<uint64_t> ranged_gets{0}, ranged_get_bytes{0};
 };
 
 // What Vfs::warmup does to each block: load it into the cache (from the store when
@@ -108,6 +115,8 @@ struct SliceBuffer;
 struct FileHandle;
 struct DirHandle;
 struct BlockRef;
+struct BlockData;
+struct Prefetch;
 struct TensorLayout;
 using Segments = std::shared_ptr<const std::vector<meta::Segment>>;
 
@@ -247,17 +256,55 @@ class Vfs {
   Result<std::vector<Segments>> segments_locked(FileHandle& h, uint64_t off, uint64_t len);
   // Updates h's readahead state for a read of [off, off+len); returns blocks to prefetch.
   std::vector<BlockRef> readahead_locked(FileHandle& h, uint64_t off, uint64_t len);
+  // For a stream of h that entered a safetensors tensor at random (did not start in the
+  // header), the end of that tensor: readahead and tensor prefetch stop there, since
+  // reads past it are the kernel reading ahead of a loader that faults tensors in at
+  // random. 0 otherwise (no layout, or a stream from the header).
+  uint64_t entered_tensor_end(const FileHandle& h) const;
   Result<cache::Block> load_block(const BlockRef& b);
   void prefetch_block(const BlockRef& b);  // loads b into the cache unless cached
   Result<std::string> fetch_block(const std::string& key, uint32_t len);
-  // Tensor-aware readahead: appends to `out` the blocks of the rest of the tensor that
-  // holds off, if h's file has a known safetensors layout (see docs/read-path.md).
-  void tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len, std::vector<BlockRef>& out);
+  // Tensor-aware readahead: appends to `out` the blocks of the rest of the tensor under
+  // the middle of the read, if h's file has a known safetensors layout (see
+  // docs/read-path.md), from the block after the one under the read's end. Blocks the
+  // tensor covers partly are prefetched ranged if worth it. Returns the end of that
+  // tensor (capped by tensor_prefetch_bytes), or 0: the read itself loads the tensor's
+  // part of its own last block.
+  uint64_t tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
+                               std::vector<Prefetch>& out);
   // After a read of [0, n) into buf: parses a safetensors header found there, for every
   // handle of the inode.
   void sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf, size_t n);
-  void submit_prefetch(std::vector<BlockRef> blocks);
+  void submit_prefetch(std::vector<Prefetch> items);
   uint64_t prefetch_budget_blocks() const;
+
+  // ranged.cc: ranged reads of blocks with a sub-block table (docs/read-path.md).
+  // Whether fetching block bytes [lo, hi) of a block of block_len bytes ranged is worth
+  // it: the volume allows it and the sub-blocks needed are at most half the block.
+  bool range_worthwhile(uint32_t block_len, uint64_t lo, uint64_t hi) const;
+  // Whether some sub-block of b is in the memory cache (and b is not, whole): then its
+  // missing sub-blocks are fetched as ranges rather than the whole block again.
+  bool has_cached_subs(const BlockRef& b);
+  // Block bytes [lo, hi) of b: the whole block if cached, else its sub-blocks, fetching
+  // the missing ones ranged; the whole block when b has no table. *fetched is set when
+  // this call fetched from the store.
+  Result<BlockData> load_range(const BlockRef& b, uint64_t lo, uint64_t hi,
+                               bool* fetched = nullptr);
+  // Fetches and verifies sub-blocks [a, z) of block `key` (len bytes), caches them in
+  // memory, returns sub-block a. kNotSupported when the block has no table.
+  Result<std::string> fetch_sub_blocks(const std::string& key, uint32_t len, uint32_t a,
+                                       uint32_t z);
+  // The raw bytes of sub-blocks [a, z), verified, refetched up to 3 times.
+  Result<std::string> fetch_range(const std::string& key, uint32_t len, uint32_t a, uint32_t z);
+  // The table of block `key`: kept, being fetched, or fetched now (then `fetch` runs the
+  // GET; the caller must outlive it, which waiting on the result ensures).
+  using TableResult = Result<std::shared_ptr<const object::BlockTable>>;
+  using TableFuture = std::shared_future<TableResult>;
+  TableFuture table_of(const std::string& key, uint32_t len, std::future<void>& fetch);
+  TableResult fetch_table(const std::string& key, uint32_t len);
+  // Whether block `key` is known to have no table (read it whole).
+  bool known_without_table(const std::string& key);
+  void prefetch_range(const Prefetch& p);
 
   // background.cc
   void background_loop();
@@ -302,6 +349,33 @@ class Vfs {
   std::mutex prefetch_mu_;  // with prefetch_cv_: signals prefetch_queued_ reaching 0
   std::condition_variable prefetch_cv_;
   std::atomic<uint64_t> prefetch_queued_{0};
+  // Ranged reads (ranged.cc): whether the volume's blocks can have a sub-block table
+  // (no compression, no encryption), and the tables of blocks read ranged, by object key,
+  // fetched or being fetched (kNotSupported: the block has none, read it whole); failed
+  // fetches are dropped. Bounded: the map restarts when full.
+  bool rangeable_ = false;
+  std::mutex tables_mu_;  // guards tables_
+  std::array<std::mutex, 64> range_locks_;  // ranged fetches of one block take turns
+  // Blocks being fetched whole, and blocks with a ranged fetch under way (counts per
+  // key): a ranged load joins a whole fetch in flight, and a whole load of a block with a
+  // ranged fetch under way fetches only the sub-blocks still missing after it.
+  std::mutex inflight_mu_;
+  std::unordered_map<std::string, int> whole_inflight_, range_inflight_;
+  bool in_flight(const std::unordered_map<std::string, int>& m, const std::string& key);
+  // Marks key in m for its lifetime.
+  class InFlight {
+   public:
+    InFlight(Vfs& v, std::unordered_map<std::string, int>& m, const std::string& key);
+    ~InFlight();
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    Vfs& v_;
+    std::unordered_map<std::string, int>& m_;
+    const std::string& key_;
+  };
+  std::unordered_map<std::string, TableFuture> tables_;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool stopping_ = false;

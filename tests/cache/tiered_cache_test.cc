@@ -145,6 +145,36 @@ TEST_F(TieredCacheTest, NoCacheWritesKeepsWrittenBlocksInMemoryOnly) {
   EXPECT_FALSE(c->disk().contains("w"));
 }
 
+TEST_F(TieredCacheTest, MemoryOnlyLoadsAndPutsNeverReachTheDisk) {
+  auto c = make();
+  // A disk copy under the key is not consulted by a memory-only load.
+  c->disk().put("sub#1", "on disk");
+  int loads = 0;
+  auto r = c->get_or_load_memory("sub#1", [&]() -> Result<std::string> {
+    loads++;
+    return std::string("loaded");
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, "loaded");
+  EXPECT_EQ(loads, 1);
+  auto again = c->get_or_load_memory("sub#1", [&]() -> Result<std::string> {
+    loads++;
+    return std::string("again");
+  });
+  EXPECT_EQ(**again, "loaded");
+  EXPECT_EQ(loads, 1);
+  EXPECT_TRUE(
+      c->get_or_load_memory("sub#2", [] { return Result<std::string>(std::string("two")); }).ok());
+  c->put_memory("sub#3", "three");
+  c->drain();
+  EXPECT_EQ(**c->get_or_load_memory("sub#3", [] { return Result<std::string>(std::string("x")); }),
+            "three");
+  EXPECT_FALSE(c->disk().contains("sub#2"));
+  EXPECT_FALSE(c->disk().contains("sub#3"));
+  EXPECT_EQ(*c->disk().get("sub#1"), "on disk");
+  EXPECT_EQ(c->stats().disk_written_blocks, 1u);  // the test's own disk put only
+}
+
 TEST_F(TieredCacheTest, FullQueueDropsDiskWritesNotReads) {
   TieredCacheOptions o;
   o.max_pending_bytes = 100;  // no 1000-byte block fits the queue

@@ -106,6 +106,56 @@ TEST_F(ReadPathTest, ShuffledTensorsThroughMmapReadBackAndArePrefetched) {
       << text;
 }
 
+TEST_F(ReadPathTest, LazyLoaderTouchingARandomSubsetReadsExactDataRanged) {
+  std::vector<uint64_t> sizes;
+  std::mt19937_64 rng(5);
+  // Small tensors (a few 64 KiB sub-blocks of a 4 MiB block) and multi-block ones.
+  for (int i = 0; i < 16; i++) sizes.push_back(20000 + rng() % (600 << 10));
+  for (int i = 0; i < 6; i++) sizes.push_back((5 << 20) + rng() % (4 << 20));
+  std::shuffle(sizes.begin(), sizes.end(), rng);
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  const std::string data = safetensors_file(sizes, r);
+  const std::string file = mnt_ + "/model.safetensors";
+  {
+    int fd = open(file.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_EQ(write(fd, data.data(), data.size()), ssize_t(data.size()));
+    ASSERT_EQ(close(fd), 0);
+  }
+  Unmount();
+  MountAt(meta_url_, mnt_, {});
+  {
+    int fd = open(file.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    std::string head(r[0].first, '\0');
+    ASSERT_EQ(pread(fd, head.data(), head.size(), 0), ssize_t(head.size()));
+    EXPECT_EQ(head, data.substr(0, head.size()));
+    void* p = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
+    const char* m = static_cast<const char*>(p);
+    // As bench/load_safetensors lazy: a random quarter of the tensors, each page touched.
+    std::vector<size_t> order(r.size());
+    for (size_t i = 0; i < order.size(); i++) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    order.resize(order.size() / 4);
+    for (size_t i : order) {
+      const auto [a, b] = r[i];
+      for (uint64_t o = a; o < b; o = (o | 4095) + 1) {
+        ASSERT_EQ(m[o], data[o]) << "tensor " << i << " offset " << o;
+      }
+      EXPECT_EQ(std::memcmp(m + a, data.data() + a, b - a), 0) << "tensor " << i;
+    }
+    munmap(p, data.size());
+    close(fd);
+  }
+  UnmountAt(mnt_);
+  const std::string text = read_file(mnt_ + ".log");
+  EXPECT_GT(read_path_counter(text, "ranged_gets"), 0) << text;
+  EXPECT_GT(read_path_counter(text, "ranged_get_bytes"), 0) << text;
+  // A quarter of the tensors never needs the whole file.
+  EXPECT_LT(read_path_counter(text, "object_get_bytes"), (long long)data.size()) << text;
+}
+
 TEST_F(ReadPathTest, NoReadaheadStillReadsSequentially) {
   const std::string data = random_bytes(9 << 20, 11);
   const std::string file = mnt_ + "/plain";
@@ -121,8 +171,12 @@ TEST_F(ReadPathTest, NoReadaheadStillReadsSequentially) {
   UnmountAt(mnt_);
   const std::string text = read_file(mnt_ + ".log");
   EXPECT_EQ(read_path_counter(text, "prefetch_issued"), 0) << text;
-  EXPECT_EQ(read_path_counter(text, "object_get_bytes"), (long long)(data.size() + 3 * 32))
+  // Each block once, whole: its 32-byte header and its table of sub-block checksums (8
+  // bytes per 64 KiB: 4, 4 and 1 MiB blocks), no ranged reads of a sequential reader.
+  EXPECT_EQ(read_path_counter(text, "object_get_bytes"),
+            (long long)(data.size() + 3 * 32 + (64 + 64 + 16) * 8))
       << text;
+  EXPECT_EQ(read_path_counter(text, "ranged_gets"), 0) << text;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "common/encoding.h"
 #include "common/hash.h"
+#include "object/block_cipher.h"
 
 namespace sluice::object {
 namespace {
@@ -55,21 +56,35 @@ TEST_P(CodecTest, CompressesWhenItHelpsAndStoresRawOtherwise) {
   std::string noise = random_bytes(64 * 1024, 2);
   std::string raw_stored = encode_block(noise, GetParam());
   EXPECT_EQ(header_compression(raw_stored), uint8_t(Compression::kNone));
-  EXPECT_EQ(raw_stored.size(), kBlockHeaderSize + noise.size());
+  // Stored raw, with its sub-block table (one entry for 64 KiB).
+  EXPECT_EQ(raw_stored.size(), kBlockHeaderSize + 8 + noise.size());
 }
 
 TEST_P(CodecTest, HeaderLayoutMatchesTheFormat) {
   std::string raw = compressible_bytes(100000);
   std::string stored = encode_block(raw, GetParam());
+  const bool table = GetParam() == Compression::kNone;
   Decoder d(stored);
   EXPECT_EQ(d.get_bytes(4), "SLBK");
   EXPECT_EQ(d.get_u8(), 1);                                  // version
   EXPECT_EQ(d.get_u8(), uint8_t(GetParam()));                // compression
-  EXPECT_EQ(d.get_u16(), 0);                                 // flags: not encrypted
+  EXPECT_EQ(d.get_u16(), table ? 2 : 0);                     // flags: table, not encrypted
   EXPECT_EQ(d.get_u32(), raw.size());                        // raw_len
   EXPECT_EQ(d.get_u32(), stored.size() - kBlockHeaderSize);  // payload_len
   EXPECT_EQ(d.get_u64(), checksum64(raw));
-  EXPECT_EQ(d.get_u64(), 0u);  // reserved
+  if (!table) {
+    EXPECT_EQ(d.get_u64(), 0u);  // reserved
+    EXPECT_TRUE(d.ok());
+    return;
+  }
+  // 100000 bytes: two sub-blocks, the second 34464 bytes; the table checksum covers
+  // header bytes [0, 24) and the table.
+  const uint64_t table_sum = d.get_u64();
+  EXPECT_EQ(d.get_u64(), checksum64(std::string_view(raw).substr(0, kSubBlockSize)));
+  EXPECT_EQ(d.get_u64(), checksum64(std::string_view(raw).substr(kSubBlockSize)));
+  EXPECT_EQ(table_sum, checksum64(stored.substr(0, 24) + stored.substr(32, 16)));
+  EXPECT_EQ(block_table_end(uint32_t(raw.size())), kBlockHeaderSize + 16);
+  EXPECT_EQ(d.rest(), raw);
   EXPECT_TRUE(d.ok());
 }
 
@@ -158,6 +173,161 @@ TEST(BlockCodec, ParseAndNameCompressions) {
   EXPECT_EQ(bad.status().code(), Code::kInvalid);
   EXPECT_NE(bad.status().message().find("gzip"), std::string::npos);
   EXPECT_EQ(parse_compression("").status().code(), Code::kInvalid);
+}
+
+// ---- sub-block table and ranged decode ----
+
+// A block of 4 MiB + 1000 bytes (65 sub-blocks, the last 1000 bytes), stored with its
+// table, split as a ranged reader sees it.
+struct Tabled {
+  std::string raw = random_bytes(k4MiB + 1000, 9);
+  std::string stored = encode_block(raw, Compression::kNone);
+  uint32_t len() const { return static_cast<uint32_t>(raw.size()); }
+  std::string head() const { return stored.substr(0, block_table_end(len())); }
+  // Raw sub-blocks [first, first+n) as stored (clipped at the end of the block).
+  std::string data(uint32_t first, uint32_t n) const {
+    const uint64_t at = block_table_end(len()) + uint64_t(first) * kSubBlockSize;
+    return stored.substr(at, uint64_t(n) * kSubBlockSize);
+  }
+};
+
+constexpr char kKey[] = "vol/chunks/0/0/7_0_4195304";
+
+TEST(BlockTable, RoundTripsWithTheTable) {
+  Tabled b;
+  EXPECT_EQ(sub_block_count(b.len()), 65u);
+  EXPECT_EQ(b.stored.size(), block_table_end(b.len()) + b.raw.size());
+  auto back = decode_block(b.stored, kKey);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(*back == b.raw);
+  // Raw byte X is at table end + X.
+  EXPECT_EQ(b.stored.substr(block_table_end(b.len()) + 123456, 100), b.raw.substr(123456, 100));
+}
+
+TEST(BlockTable, RangedDecodeOfFirstMiddleAndLastShortSubBlocks) {
+  Tabled b;
+  const std::pair<uint32_t, uint32_t> ranges[] = {{0, 1}, {0, 3}, {17, 1}, {30, 5}, {64, 1},
+                                                  {60, 5}};
+  for (auto [first, n] : ranges) {
+    std::string data = b.data(first, n);
+    EXPECT_EQ(data, b.raw.substr(uint64_t(first) * kSubBlockSize, uint64_t(n) * kSubBlockSize));
+    auto t = decode_block_range(b.head(), first, data, kKey, b.len());
+    ASSERT_TRUE(t.ok()) << first << "+" << n << ": " << t.status().ToString();
+    EXPECT_EQ(t->sums.size(), 65u);
+    EXPECT_EQ(t->raw_len, b.len());
+  }
+  EXPECT_EQ(b.data(64, 1).size(), 1000u);
+}
+
+TEST(BlockTable, AFlippedDataByteFailsOnlyTheRangesCoveringIt) {
+  Tabled b;
+  const uint64_t pos = block_table_end(b.len()) + 20 * uint64_t(kSubBlockSize) + 777;
+  b.stored[pos] ^= 0x10;  // in sub-block 20
+  auto t = decode_block_table(b.head(), kKey, b.len());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  for (auto [first, n] : {std::pair<uint32_t, uint32_t>{20, 1}, {18, 4}, {0, 65}}) {
+    Status s = verify_block_range(*t, first, b.data(first, n), kKey);
+    EXPECT_EQ(s.code(), Code::kCorruption) << first << "+" << n;
+    EXPECT_NE(s.message().find("sub-block 20"), std::string::npos) << s.message();
+  }
+  for (auto [first, n] : {std::pair<uint32_t, uint32_t>{19, 1}, {21, 3}, {0, 20}, {64, 1}}) {
+    EXPECT_TRUE(verify_block_range(*t, first, b.data(first, n), kKey).ok()) << first << "+" << n;
+  }
+  EXPECT_EQ(decode_block(b.stored, kKey).status().code(), Code::kCorruption);
+}
+
+TEST(BlockTable, ADamagedHeaderOrTableFailsEveryRange) {
+  Tabled b;
+  for (size_t pos = 0; pos < block_table_end(b.len()); pos++) {
+    std::string head = b.head();
+    head[pos] ^= 0x01;
+    auto t = decode_block_range(head, 3, b.data(3, 1), kKey, b.len());
+    EXPECT_EQ(t.status().code(), Code::kCorruption) << "byte " << pos << ": "
+                                                    << t.status().ToString();
+    std::string whole = b.stored;
+    whole[pos] ^= 0x01;
+    EXPECT_EQ(decode_block(whole, kKey).status().code(), Code::kCorruption) << "byte " << pos;
+  }
+  // Clearing the table flag (header byte 7, bit 1) leaves a table checksum where a block
+  // without a table has zeros: damage, not "no table".
+  std::string head = b.head();
+  head[7] ^= 0x02;
+  EXPECT_EQ(decode_block_table(head, kKey, b.len()).status().code(), Code::kCorruption);
+  std::string whole = b.stored;
+  whole[7] ^= 0x02;
+  EXPECT_EQ(decode_block(whole, kKey).status().code(), Code::kCorruption);
+}
+
+TEST(BlockTable, RangesThatDoNotFitTheBlockAreCorruption) {
+  Tabled b;
+  auto t = decode_block_table(b.head(), kKey, b.len());
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(verify_block_range(*t, 3, b.data(3, 1).substr(1), kKey).code(), Code::kCorruption);
+  EXPECT_EQ(verify_block_range(*t, 3, "", kKey).code(), Code::kCorruption);
+  EXPECT_EQ(verify_block_range(*t, 64, b.data(64, 1) + "x", kKey).code(), Code::kCorruption);
+  EXPECT_EQ(verify_block_range(*t, 65, "x", kKey).code(), Code::kCorruption);
+  // The length in the key must be the header's; the head must be exactly header + table.
+  EXPECT_EQ(decode_block_table(b.head(), kKey, b.len() - 1).status().code(), Code::kCorruption);
+  EXPECT_EQ(decode_block_table(b.head().substr(0, 100), kKey, b.len()).status().code(),
+            Code::kCorruption);
+  EXPECT_EQ(decode_block_table(b.stored.substr(0, 10), kKey, b.len()).status().code(),
+            Code::kCorruption);
+}
+
+// An uncompressed block in the format before the table: header with flags 0, raw data.
+std::string old_format_block(std::string_view raw) {
+  std::string out = "SLBK";
+  put_u8(out, 1);
+  put_u8(out, 0);
+  put_u16(out, 0);
+  put_u32(out, static_cast<uint32_t>(raw.size()));
+  put_u32(out, static_cast<uint32_t>(raw.size()));
+  put_u64(out, checksum64(raw));
+  put_u64(out, 0);
+  out.append(raw);
+  return out;
+}
+
+TEST(BlockTable, OldCompressedAndEncryptedBlocksAreNotRangeable) {
+  const std::string raw = random_bytes(1 << 20, 4);
+  const auto len = static_cast<uint32_t>(raw.size());
+  const std::string text = compressible_bytes(1 << 20);
+  auto cipher = BlockCipher::generate();
+  ASSERT_TRUE(cipher.ok());
+  auto sealed = encode_block(raw, Compression::kNone, cipher->get(), kKey);
+  ASSERT_TRUE(sealed.ok());
+  const std::string old = old_format_block(raw);
+  const std::pair<std::string, std::string> cases[] = {
+      {"old format", old},
+      {"lz4", encode_block(text, Compression::kLz4)},
+      {"zstd", encode_block(text, Compression::kZstd)},
+      {"encrypted", *sealed}};
+  for (const auto& [what, stored] : cases) {
+    auto t = decode_block_table(stored.substr(0, block_table_end(len)), kKey, len);
+    EXPECT_EQ(t.status().code(), Code::kNotSupported) << what << ": " << t.status().ToString();
+  }
+  // The old format still decodes whole, and still detects damage.
+  auto back = decode_block(old, kKey);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(*back == raw);
+  std::string bad = old;
+  bad[bad.size() / 2] ^= 1;
+  EXPECT_EQ(decode_block(bad, kKey).status().code(), Code::kCorruption);
+}
+
+TEST(BlockTable, WholeDecodeChecksTheTableAgainstTheData) {
+  // A table entry that disagrees with its data (table checksum recomputed, so only the
+  // entry check can find it) is corruption.
+  Tabled b;
+  std::string bad = b.stored;
+  bad[kBlockHeaderSize + 8 * 5] ^= 0x40;  // entry of sub-block 5
+  std::string covered = bad.substr(0, 24) + bad.substr(32, block_table_end(b.len()) - 32);
+  std::string sum;
+  put_u64(sum, checksum64(covered));
+  bad.replace(24, 8, sum);
+  auto r = decode_block(bad, kKey);
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("sub-block 5"), std::string::npos) << r.status().message();
 }
 
 }  // namespace

@@ -7,44 +7,11 @@
 #include <set>
 #include <thread>
 
-#include "object/store.h"
+#include "vfs/read_fixture.h"
 #include "vfs/vfs_fixture.h"
 
 namespace sluice::vfs::testing {
 namespace {
-
-// Counts GETs per key; each GET can be slowed down so that concurrent readers overlap.
-class CountingStore : public object::StoreWrapper {
- public:
-  using StoreWrapper::StoreWrapper;
-  Result<std::string> get(const std::string& key, uint64_t off, int64_t len) override {
-    {
-      std::lock_guard lk(mu_);
-      gets_[key]++;
-    }
-    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    return StoreWrapper::get(key, off, len);
-  }
-  std::map<std::string, int> gets() {
-    std::lock_guard lk(mu_);
-    return gets_;
-  }
-  // The block indexes GET (keys end in "<slice>_<index>_<len>"), and how often each.
-  std::map<uint32_t, int> block_gets() {
-    std::map<uint32_t, int> out;
-    for (const auto& [key, n] : gets()) {
-      const std::string last = key.substr(key.rfind('/') + 1);
-      const size_t a = last.find('_'), b = last.rfind('_');
-      out[static_cast<uint32_t>(std::stoul(last.substr(a + 1, b - a - 1)))] += n;
-    }
-    return out;
-  }
-  int delay_ms = 0;
-
- private:
-  std::mutex mu_;
-  std::map<std::string, int> gets_;
-};
 
 class PrefetchTest : public VfsTest {
  protected:
@@ -145,33 +112,6 @@ TEST_F(PrefetchTest, RandomReadsFetchOnlyWhatTheyTouch) {
   EXPECT_EQ(counting_->block_gets(), want);
   EXPECT_EQ(v->stats().prefetch_issued.load(), 0u);
   EXPECT_OK(v->stop());
-}
-
-// A safetensors file of U8 tensors of the given sizes, in order; returns the file and
-// sets `ranges` to each tensor's file range.
-std::string safetensors_file(const std::vector<uint64_t>& sizes,
-                             std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
-  std::string h = "{";
-  uint64_t at = 0;
-  for (size_t i = 0; i < sizes.size(); i++) {
-    if (i > 0) h += ",";
-    h += "\"t" + std::to_string(i) + "\":{\"dtype\":\"U8\",\"shape\":[" +
-         std::to_string(sizes[i]) + "],\"data_offsets\":[" + std::to_string(at) + "," +
-         std::to_string(at + sizes[i]) + "]}";
-    at += sizes[i];
-  }
-  h += "}";
-  std::string file(8, '\0');
-  for (int i = 0; i < 8; i++) file[i] = static_cast<char>(uint64_t(h.size()) >> (8 * i));
-  file += h;
-  const uint64_t start = file.size();
-  ranges.clear();
-  at = start;
-  for (uint64_t s : sizes) {
-    ranges.emplace_back(at, at + s);
-    at += s;
-  }
-  return file + pattern(at - start, 4);
 }
 
 TEST_F(PrefetchTest, ReadInsideATensorFetchesTheRestOfThatTensor) {

@@ -1,0 +1,339 @@
+// Ranged reads counted at the store, on 4 MiB blocks: a small random read of a cold block
+// GETs its 64 KiB sub-blocks and the block's table only, later ranges of the block reuse
+// the table, concurrent misses share one fetch, sequential streams and reads of more
+// than half a block fetch whole blocks, a damaged sub-block is refetched then EIO, blocks
+// without a table and volumes with compression or encryption read whole, sub-blocks
+// never reach the disk cache, and tensor prefetch fetches only a small tensor's part of
+// its block. Every read's data is checked.
+#include <filesystem>
+#include <latch>
+#include <thread>
+
+#include "cache/tiered_cache.h"
+#include "common/encoding.h"
+#include "common/hash.h"
+#include "object/block_cipher.h"
+#include "object/block_codec.h"
+#include "vfs/read_fixture.h"
+
+namespace sluice::vfs::testing {
+namespace {
+
+constexpr uint32_t kBig = 4 << 20;
+constexpr uint64_t kSub = object::kSubBlockSize;
+const uint64_t kHead = object::block_table_end(kBig);  // header and table: 544 bytes
+
+class RangedTest : public VfsTest {
+ protected:
+  void SetUp() override {
+    auto eng = kv::open_engine(unique_url("meta"), /*create=*/true);
+    ASSERT_OK(eng);
+    engine_ = *eng;
+    auto st = object::open_store(unique_url("data"));
+    ASSERT_OK(st);
+    store_ = *st;
+    meta::Format fmt;
+    fmt.name = "vol";
+    fmt.uuid = "00000000-0000-0000-0000-000000000003";
+    fmt.storage = "mem://";
+    fmt.block_size = kBig;
+    fmt.compression = compression_;
+    if (encrypted_) {
+      fmt.encryption = object::kEncryptionAesGcmRsa;
+      fmt.encryption_key = "unused";
+      fmt.encryption_key_fingerprint = "sha256:unused";
+      auto c = object::BlockCipher::generate();
+      ASSERT_OK(c);
+      cipher_ = *c;
+    }
+    ASSERT_OK(meta::Meta::format(*engine_, fmt, false));
+    vfs_ = mount(opts());
+    ASSERT_NE(vfs_, nullptr);
+  }
+
+  VfsOptions opts() {
+    VfsOptions o = test_options();
+    o.cipher = cipher_;
+    return o;
+  }
+  Ino put_file(const std::string& name, const std::string& data) {
+    auto [ino, fh] = create(name);
+    EXPECT_TRUE(write(*vfs_, ino, fh, 0, data));
+    EXPECT_OK(vfs_->flush(ctx_, ino, fh));
+    EXPECT_OK(vfs_->release(ino, fh));
+    return ino;
+  }
+  // A second client with a cold cache, reading through a counting store.
+  std::unique_ptr<Vfs> reader(VfsOptions o) {
+    counting_ = std::make_shared<CountingStore>(store_);
+    return mount(o, counting_);
+  }
+  std::unique_ptr<Vfs> reader() { return reader(opts()); }
+  uint64_t open_ro(Vfs& v, Ino ino) {
+    auto fh = v.open(ctx_, ino, O_RDONLY);
+    EXPECT_OK(fh);
+    return fh.ok() ? *fh : 0;
+  }
+  // The object key of block `index` (the volume holds one file of one slice).
+  std::string key_of(uint32_t index) {
+    auto objs = store_->list("vol/chunks/");
+    EXPECT_OK(objs);
+    for (const auto& o : *objs) {
+      if (CountingStore::block_index(o.key) == index) return o.key;
+    }
+    ADD_FAILURE() << "no block " << index;
+    return "";
+  }
+  uint64_t stored_size(const std::string& key) {
+    auto h = store_->head(key);
+    EXPECT_OK(h);
+    return h.ok() ? h->size : 0;
+  }
+
+  // A random small read on a volume whose blocks are compressed (or would be, if it
+  // paid: these incompressible ones carry a table, but the volume never ranges) or
+  // encrypted fetches the whole block.
+  void expect_whole_block_reads(uint64_t seed) {
+    const std::string data = pattern(2 * kBig, seed);
+    const Ino ino = put_file("f", data);
+    auto v = reader();
+    const uint64_t fh = open_ro(*v, ino);
+    const std::string key = key_of(1);
+    const uint64_t a = kBig + 77777;
+    EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096));
+    EXPECT_EQ(v->stats().ranged_gets.load(), 0u);
+    EXPECT_EQ(counting_->gets()[key], 1);
+    EXPECT_EQ(counting_->bytes(key), stored_size(key));
+    EXPECT_OK(v->stop());
+  }
+
+  std::string compression_ = "none";
+  bool encrypted_ = false;
+  std::shared_ptr<const object::BlockCipher> cipher_;
+  std::shared_ptr<CountingStore> counting_;
+};
+
+TEST_F(RangedTest, SmallRandomReadsGetOnlyTheirSubBlocksAndTheTableOnce) {
+  const std::string data = pattern(4 * kBig, 1);
+  const Ino ino = put_file("f", data);
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  const std::string key = key_of(2);
+
+  const uint64_t a = 2 * kBig + (1 << 20) + 100;
+  EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096));
+  EXPECT_EQ(counting_->gets(), (std::map<std::string, int>{{key, 2}}));
+  EXPECT_EQ(counting_->bytes(key), kHead + kSub);
+  EXPECT_EQ(v->stats().ranged_gets.load(), 2u);
+  EXPECT_EQ(v->stats().ranged_get_bytes.load(), kHead + kSub);
+  EXPECT_EQ(v->stats().object_gets.load(), 2u);
+
+  // Another part of the block, straddling two sub-blocks: one GET, the table is kept.
+  const uint64_t b = 2 * kBig + (3 << 20) + 5 * kSub - 100;
+  EXPECT_EQ(read(*v, ino, fh, b, 200), data.substr(b, 200));
+  EXPECT_EQ(counting_->gets(), (std::map<std::string, int>{{key, 3}}));
+  EXPECT_EQ(counting_->bytes(key), kHead + 3 * kSub);
+
+  // Both ranges again: from the cache.
+  EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096));
+  EXPECT_EQ(read(*v, ino, fh, b, 200), data.substr(b, 200));
+  // The last, short sub-block of the file's last block.
+  const uint64_t c = 4 * kBig - 300;
+  EXPECT_EQ(read(*v, ino, fh, c, 1000), data.substr(c));
+  v->wait_prefetches();
+  EXPECT_EQ(counting_->gets()[key], 3);
+  EXPECT_EQ(counting_->bytes(key_of(3)), kHead + kSub);
+  EXPECT_EQ(counting_->total_bytes(), 2 * kHead + 4 * kSub);
+  EXPECT_EQ(v->stats().prefetch_issued.load(), 0u);
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(RangedTest, ConcurrentMissesOnOneRangeShareOneFetch) {
+  const std::string data = pattern(2 * kBig, 2);
+  const Ino ino = put_file("f", data);
+  auto v = reader();
+  counting_->delay_ms = 50;
+  constexpr int kReaders = 8;
+  std::vector<uint64_t> fhs;
+  for (int i = 0; i < kReaders; i++) fhs.push_back(open_ro(*v, ino));
+  std::latch start(kReaders);
+  std::vector<std::string> got(kReaders);
+  std::vector<std::thread> ts;
+  const uint64_t at = kBig + 7 * kSub;
+  for (int i = 0; i < kReaders; i++) {
+    ts.emplace_back([&, i] {
+      start.arrive_and_wait();
+      got[i] = read(*v, ino, fhs[i], at + 100 * i, 1000);
+    });
+  }
+  for (auto& t : ts) t.join();
+  for (int i = 0; i < kReaders; i++) EXPECT_EQ(got[i], data.substr(at + 100 * i, 1000)) << i;
+  EXPECT_EQ(counting_->gets(), (std::map<std::string, int>{{key_of(1), 2}}));
+  EXPECT_EQ(counting_->total_bytes(), kHead + kSub);
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(RangedTest, SequentialStreamFetchesWholeBlocks) {
+  const std::string data = pattern(4 * kBig, 3);
+  const Ino ino = put_file("f", data);
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  std::string all;
+  for (uint64_t off = 0; off < data.size(); off += 256 << 10) {
+    all += read(*v, ino, fh, off, 256 << 10);
+  }
+  EXPECT_EQ(all, data);
+  v->wait_prefetches();
+  EXPECT_EQ(v->stats().ranged_gets.load(), 0u);
+  for (uint32_t i = 0; i < 4; i++) {
+    const std::string key = key_of(i);
+    EXPECT_EQ(counting_->gets()[key], 1) << i;
+    EXPECT_EQ(counting_->bytes(key), stored_size(key)) << i;
+  }
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(RangedTest, ReadOfMoreThanHalfABlockFetchesItWhole) {
+  const std::string data = pattern(4 * kBig, 4);
+  const Ino ino = put_file("f", data);
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  // 2.5 MiB of block 1: whole.
+  const uint64_t a = kBig + 100000, an = 5 << 19;
+  EXPECT_EQ(read(*v, ino, fh, a, an), data.substr(a, an));
+  EXPECT_EQ(v->stats().ranged_gets.load(), 0u);
+  EXPECT_EQ(counting_->bytes(key_of(1)), stored_size(key_of(1)));
+  // 1.5 MiB of block 3 (24 sub-blocks), on a new handle (the old one would see a
+  // stream): ranged.
+  const uint64_t b = 3 * kBig + 2 * kSub, bn = 3 << 19;
+  EXPECT_EQ(read(*v, ino, open_ro(*v, ino), b, bn), data.substr(b, bn));
+  EXPECT_EQ(v->stats().ranged_gets.load(), 2u);
+  EXPECT_EQ(counting_->bytes(key_of(3)), kHead + bn);
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(RangedTest, DamagedSubBlockIsRefetchedThenEioAndOthersStillRead) {
+  const std::string data = pattern(2 * kBig, 5);
+  const Ino ino = put_file("f", data);
+  const std::string key = key_of(1);
+  auto stored = store_->get(key);
+  ASSERT_OK(stored);
+  (*stored)[kHead + 10 * kSub + 5] ^= 0x20;  // sub-block 10 of block 1
+  ASSERT_OK(store_->put(key, *stored));
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  std::string buf(1000, '\0');
+  auto r = v->read(ctx_, ino, fh, kBig + 10 * kSub + 100, buf.data(), buf.size());
+  ASSERT_FALSE(r.ok()) << "damaged data returned";
+  EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().ToString();
+  EXPECT_EQ(to_errno(r.status().code()), EIO);
+  EXPECT_EQ(counting_->gets()[key], 4);  // the table, then the range three times
+  // The other sub-blocks of the block are fine.
+  const uint64_t ok_at = kBig + 11 * kSub + 100;
+  EXPECT_EQ(read(*v, ino, fh, ok_at, 1000), data.substr(ok_at, 1000));
+  EXPECT_EQ(counting_->gets()[key], 5);
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(RangedTest, BlockWithoutATableIsReadWhole) {
+  const std::string data = pattern(2 * kBig, 6);
+  const Ino ino = put_file("f", data);
+  const std::string key = key_of(1);
+  // Block 1 as written before tables existed: flags 0, raw data after the header.
+  const std::string raw = data.substr(kBig, kBig);
+  std::string old = "SLBK";
+  put_u8(old, 1);
+  put_u8(old, 0);
+  put_u16(old, 0);
+  put_u32(old, kBig);
+  put_u32(old, kBig);
+  put_u64(old, checksum64(raw));
+  put_u64(old, 0);
+  old += raw;
+  ASSERT_OK(store_->put(key, old));
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  const uint64_t a = kBig + 12345;
+  EXPECT_EQ(read(*v, ino, fh, a, 3000), data.substr(a, 3000));
+  // The header (and the range, in parallel), then the whole block.
+  EXPECT_EQ(counting_->gets()[key], 3);
+  EXPECT_EQ(counting_->bytes(key), kHead + kSub + old.size());
+  const uint64_t b = kBig + (3 << 20);
+  EXPECT_EQ(read(*v, ino, fh, b, 3000), data.substr(b, 3000));
+  EXPECT_EQ(counting_->gets()[key], 3);  // cached whole
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(RangedTest, SubBlocksNeverReachTheDiskCache) {
+  const std::string data = pattern(2 * kBig, 7);
+  const Ino ino = put_file("f", data);
+  const std::string dir = "/tmp/sluice-ranged-" + std::to_string(getpid());
+  VfsOptions o = opts();
+  o.cache_dirs = {dir};
+  o.cache_size = 1 << 30;
+  o.free_space_ratio = 0;
+  o.disk_write_queue = 64 << 20;
+  auto v = reader(o);
+  auto* tiered = dynamic_cast<cache::TieredCache*>(&v->block_cache());
+  ASSERT_NE(tiered, nullptr);
+  const uint64_t fh = open_ro(*v, ino);
+  const uint64_t a = kBig + 40000;
+  EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096));
+  EXPECT_EQ(v->stats().ranged_gets.load(), 2u);
+  tiered->drain();
+  EXPECT_EQ(v->block_cache().stats().disk_written_blocks, 0u);
+  EXPECT_FALSE(v->block_cache().contains(key_of(1)));
+  // A whole block read (a new handle reading from 0: a stream) does go to disk.
+  EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, 4096), data.substr(0, 4096));
+  v->wait_prefetches();
+  tiered->drain();
+  EXPECT_GE(v->block_cache().stats().disk_written_blocks, 1u);
+  EXPECT_TRUE(tiered->disk().contains(key_of(0)));
+  EXPECT_OK(v->stop());
+  v.reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(RangedTest, TensorPrefetchOfASmallTensorFetchesOnlyItsSubBlocks) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  const std::string data = safetensors_file({9 << 20, 300 << 10, 6 << 20}, r);
+  const Ino ino = put_file("model.safetensors", data);
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));  // the header: whole block 0
+  v->wait_prefetches();  // and block 1, the sequential window of that read
+  const auto [t0, t1] = r[1];
+  ASSERT_EQ(t0 / kBig, 2u);
+  ASSERT_EQ(t1 / kBig, 2u);
+  EXPECT_EQ(read(*v, ino, fh, t0, 4096), data.substr(t0, 4096));
+  v->wait_prefetches();
+  const std::string key = key_of(2);
+  // The table, and one GET of the sub-blocks from the read's through the tensor's end
+  // (the read takes the rest of its tensor in its own block): nothing else of block 2.
+  const uint64_t first = (t0 - 2 * kBig) / kSub, end = (t1 - 2 * kBig + kSub - 1) / kSub;
+  EXPECT_EQ(counting_->bytes(key), kHead + (end - first) * kSub);
+  EXPECT_EQ(counting_->gets()[key], 2);
+  EXPECT_EQ(counting_->gets().count(key_of(3)), 0u);
+  // Reading the whole tensor (now a sequential stream) uses the cached sub-blocks.
+  EXPECT_EQ(read(*v, ino, fh, t0, t1 - t0), data.substr(t0, t1 - t0));
+  v->wait_prefetches();
+  EXPECT_EQ(counting_->gets()[key], 2);
+  EXPECT_OK(v->stop());
+}
+
+class RangedCompressedTest : public RangedTest {
+ public:
+  RangedCompressedTest() { compression_ = "zstd"; }
+};
+
+class RangedEncryptedTest : public RangedTest {
+ public:
+  RangedEncryptedTest() { encrypted_ = true; }
+};
+
+TEST_F(RangedCompressedTest, ReadsWholeBlocks) { expect_whole_block_reads(8); }
+
+TEST_F(RangedEncryptedTest, ReadsWholeBlocks) { expect_whole_block_reads(9); }
+
+}  // namespace
+}  // namespace sluice::vfs::testing

@@ -188,6 +188,11 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
            st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
            st.tensor_prefetches.load(), st.safetensors_parsed.load(), st.ranged_gets.load(),
            st.ranged_get_bytes.load());
+  const cache::CacheStats cs = vfs.block_cache().stats();
+  LOG_INFO("block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
+           "disk_written_blocks {} disk_dropped {} disk_corrupt {}",
+           cs.hits, cs.misses, cs.shared, cs.evictions, cs.disk_hits, cs.disk_misses,
+           cs.disk_written_blocks, cs.disk_dropped, cs.disk_corrupt);
   if (!served.ok()) return served;
   if (!stopped.ok()) {
     return Status(stopped.code(), "unmounted, but closing the session failed: " +

@@ -158,6 +158,7 @@ struct FileHandle {
   uint64_t layout_version = 0;
   bool sniffed = false;
   std::unordered_map<size_t, uint64_t> tensor_prefetched;
+  uint64_t bulk_next = 0;  // a file loaded whole out of order: prefetched in order up to here
 };
 
 struct DirHandle {

@@ -94,6 +94,11 @@ struct Piece {
   uint64_t len;
 };
 
+// A handle that has read into this fraction (1/N) of a file's tensors out of order, and
+// at least kLoadingAllMin of them, is taken to be loading the whole file.
+constexpr size_t kLoadingAllFraction = 5;
+constexpr size_t kLoadingAllMin = 8;
+
 // Holes are replied from this buffer, as many times as they need.
 constexpr size_t kZerosSize = 128 << 10;
 const char kZeros[kZerosSize] = {};
@@ -151,6 +156,9 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
   std::vector<Segments> segs;
   std::vector<Prefetch> ahead;
   bool random = false;  // misses may fetch ranged
+  bool opening = false;  // the handle's first read, at offset 0
+  std::vector<Prefetch> deferred;  // its readahead
+  std::vector<Prefetch> bulk;      // a file loaded whole out of order (bulk_ahead_locked)
   uint64_t tensor_end = 0;  // of the tensor the read is in, when the file has a layout
   {
     std::lock_guard lk(h->mu);
@@ -158,13 +166,31 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     if (off < h->size) n = std::min<uint64_t>(size, h->size - off);
     if (n == 0) return Status::OK();
     ASSIGN_OR_RETURN(segs, segments_locked(*h, off, n));
-    for (const BlockRef& b : readahead_locked(*h, off, n)) ahead.push_back({b, 0, 0});
+    // Reads of a safetensors header prefetch nothing: a loader reads the header, then
+    // maps the file and jumps to the tensors it wants. The readahead of a file's opening
+    // read waits until the read is sniffed (below), and is dropped for a safetensors file.
+    refresh_layout_locked(*h);
+    opening = off == 0 && h->last_end == 0 && opts_.tensor_prefetch_bytes > 0;
+    const bool in_header = h->layout && off + n <= h->layout->data_start;
+    for (const BlockRef& b : readahead_locked(*h, off, n, !in_header)) {
+      (opening ? deferred : ahead).push_back({b, 0, 0});
+    }
     tensor_end = tensor_ahead_locked(*h, off, n, ahead);
     // Whole blocks for a stream that reads a file from its start (a plain sequential
     // reader, or a loader in header order); a read elsewhere may fetch only what it
     // needs of a block, which for a file of tensors is up to the end of the tensor it is in.
     random = rangeable_ && !(h->streaming && entered_tensor_end(*h) == 0);
+    // A loader that has gone into a fifth of a file's tensors out of order is loading
+    // all of it in its own order (shuffled): a ranged read per tensor would cost a round
+    // trip each, so it gets whole blocks, and with a disk cache to hold them the rest of
+    // the file is fetched ahead in file order, in parallel, within the prefetch budget.
+    if (random && h->layout && h->tensor_prefetched.size() >= kLoadingAllMin &&
+        h->tensor_prefetched.size() * kLoadingAllFraction >= h->layout->tensors.size()) {
+      random = false;
+      if (opts_.disk_cache_enabled()) bulk_ahead_locked(*h, bulk);
+    }
   }
+  submit_bulk(h, std::move(bulk));
   submit_prefetch(std::move(ahead));
 
   const uint64_t bs = meta_->format().block_size;
@@ -252,11 +278,21 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
   out.size = n;
   stats_.read_ops++;
   stats_.read_bytes += n;
+  bool tensors = false;
   if (off == 0 && opts_.tensor_prefetch_bytes > 0) {
     // The sniff looks at the first bytes; a header longer than this is read on by it.
     std::string head(std::min<uint64_t>(n, 1 << 20), '\0');
     out.copy_to(head.data(), 0, head.size());
-    sniff_layout(ctx, *h, fh, head.data(), head.size());
+    tensors = sniff_layout(ctx, *h, fh, head.data(), head.size());
+  }
+  if (opening && !deferred.empty()) {
+    if (!tensors) {
+      submit_prefetch(std::move(deferred));
+    } else {
+      std::lock_guard lk(h->mu);
+      h->window = 0;
+      h->prefetched_to = 0;
+    }
   }
   return Status::OK();
 }
@@ -273,6 +309,7 @@ Status Vfs::refresh_locked(FileHandle& h) {
   h.layout_version = 0;
   h.sniffed = false;
   h.tensor_prefetched.clear();
+  h.bulk_next = 0;
   return Status::OK();
 }
 
@@ -305,14 +342,15 @@ uint64_t Vfs::entered_tensor_end(const FileHandle& h) const {
   return t == nullptr ? 0 : t->end;
 }
 
-std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_t len) {
+std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_t len,
+                                            bool prefetch) {
   std::vector<BlockRef> out;
   const uint64_t end = off + len;
   // Near the last end: concurrent kernel readahead requests may arrive out of order.
   const uint64_t slack = std::min<uint64_t>(4 * len, 8 << 20);
   const bool sequential = off <= h.last_end + slack && off + slack >= h.last_end;
   h.streaming = sequential;
-  if (!sequential || opts_.readahead_blocks == 0) {
+  if (!sequential || opts_.readahead_blocks == 0 || !prefetch) {
     h.last_end = sequential ? std::max(h.last_end, end) : end;
     h.window = 0;
     h.prefetched_to = 0;
@@ -419,14 +457,52 @@ void Vfs::submit_prefetch(std::vector<Prefetch> items) {
   }
 }
 
+void Vfs::submit_bulk(const std::shared_ptr<FileHandle>& h, std::vector<Prefetch> items) {
+  for (const Prefetch& p : items) {
+    prefetch_queued_++;
+    downloads_->submit([this, h, p] {
+      prefetch_block(p.block);
+      // Each one done queues the next of the file, so the budget stays in use while the
+      // loader waits for its own reads. The next are queued before this one counts as
+      // done, so wait_prefetches() does not return in between.
+      std::vector<Prefetch> more;
+      {
+        std::lock_guard lk(h->mu);
+        if (h->layout) bulk_ahead_locked(*h, more);
+      }
+      submit_bulk(h, std::move(more));
+      std::lock_guard lk(prefetch_mu_);
+      if (--prefetch_queued_ == 0) prefetch_cv_.notify_all();
+    });
+  }
+}
+
 void Vfs::wait_prefetches() {
   std::unique_lock lk(prefetch_mu_);
   prefetch_cv_.wait(lk, [this] { return prefetch_queued_.load() == 0; });
 }
 
-uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
-                                  std::vector<Prefetch>& out) {
-  if (opts_.tensor_prefetch_bytes == 0) return 0;
+void Vfs::bulk_ahead_locked(FileHandle& h, std::vector<Prefetch>& out) {
+  const uint64_t bs = meta_->format().block_size;
+  const uint64_t queued = prefetch_queued_.load();
+  const uint64_t budget = prefetch_budget_blocks();
+  const uint64_t from = std::max(h.bulk_next, h.layout->data_start) / bs * bs;
+  if (from >= h.size || queued >= budget) return;
+  const uint64_t to = std::min(h.size, from + (budget - queued) * bs);
+  auto segs = segments_locked(h, from, to - from);
+  if (!segs.ok()) {
+    LOG_WARN("vfs: bulk readahead of inode {}: {}", h.ino, segs.status().ToString());
+    return;
+  }
+  walk(
+      *segs, from, to - from, bs, [](uint64_t, uint64_t) {},
+      [&](const BlockRef& r, uint32_t, uint64_t, uint64_t) {
+        if (out.empty() || !(out.back().block == r)) out.push_back({r, 0, 0});
+      });
+  h.bulk_next = to;
+}
+
+void Vfs::refresh_layout_locked(FileHandle& h) {
   const uint64_t version = layouts_version_.load();
   if (h.layout_version != version) {
     h.layout_version = version;
@@ -439,6 +515,11 @@ uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
     if (found != h.layout) h.tensor_prefetched.clear();
     h.layout = std::move(found);
   }
+}
+
+uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
+                                  std::vector<Prefetch>& out) {
+  if (opts_.tensor_prefetch_bytes == 0) return 0;
   if (!h.layout) return 0;
   // The tensor under the middle of the read: a page fault's read starts up to half the
   // kernel's read-around before the faulting page, often in the tensor before.
@@ -493,7 +574,7 @@ uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
   return target;
 }
 
-void Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf,
+bool Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf,
                        size_t n) {
   // Headers this large are valid but not worth their parse (a JSON tree many times the
   // header's size): such files get sequential readahead only.
@@ -502,30 +583,34 @@ void Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const cha
   int64_t mtime = 0;
   {
     std::lock_guard lk(h.mu);
-    if (h.sniffed || h.layout) return;
+    if (h.sniffed || h.layout) return h.layout != nullptr;
     h.sniffed = true;
     size = h.size;
     mtime = h.mtime_ns;
   }
   auto hl = safetensors_header_len(std::string_view(buf, n), size, kMaxParsedHeader);
-  if (!hl) return;
+  if (!hl) return false;
   {
     std::lock_guard lk(layouts_mu_);
     auto it = layouts_.find(h.ino);
-    if (it != layouts_.end() && it->second.size == size && it->second.mtime_ns == mtime) return;
+    if (it != layouts_.end() && it->second.size == size && it->second.mtime_ns == mtime) {
+      return it->second.layout != nullptr;
+    }
   }
   std::string header(*hl, '\0');
   const size_t have = std::min<uint64_t>(*hl, n - 8);
   std::memcpy(header.data(), buf + 8, have);
   for (size_t got = have; got < header.size();) {
     auto r = read(ctx, h.ino, fh, 8 + got, header.data() + got, header.size() - got);
-    if (!r.ok() || *r == 0) return;  // the file changed or failed: no layout
+    if (!r.ok() || *r == 0) return false;  // the file changed or failed: no layout
     got += *r;
   }
   LayoutEntry e{size, mtime, nullptr};
+  bool parsed = false;
   auto layout = parse_safetensors_header(header, size);
   if (layout.ok()) {
     stats_.safetensors_parsed++;
+    parsed = true;
     e.layout = std::make_shared<const TensorLayout>(std::move(layout).value());
   } else {
     LOG_DEBUG("vfs: inode {} is not a safetensors file: {}", h.ino, layout.status().ToString());
@@ -538,6 +623,7 @@ void Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const cha
     layouts_[h.ino] = std::move(e);
   }
   layouts_version_++;
+  return parsed;
 }
 
 Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {

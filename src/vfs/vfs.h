@@ -255,7 +255,16 @@ class Vfs {
   // Resolved slices of the chunks that file range [off, off+len) touches, in order.
   Result<std::vector<Segments>> segments_locked(FileHandle& h, uint64_t off, uint64_t len);
   // Updates h's readahead state for a read of [off, off+len); returns blocks to prefetch.
-  std::vector<BlockRef> readahead_locked(FileHandle& h, uint64_t off, uint64_t len);
+  // prefetch=false: follows the stream without growing the window or prefetching.
+  std::vector<BlockRef> readahead_locked(FileHandle& h, uint64_t off, uint64_t len,
+                                         bool prefetch);
+  // A file being loaded whole out of order: appends the next blocks of it in file order
+  // (from h.bulk_next), as many as the prefetch budget has room for.
+  void bulk_ahead_locked(FileHandle& h, std::vector<Prefetch>& out);
+  // Prefetches items, each of which queues the next blocks of h's file when done.
+  void submit_bulk(const std::shared_ptr<FileHandle>& h, std::vector<Prefetch> items);
+  // Picks up the layout sniffed for h's inode (once per layouts_version_).
+  void refresh_layout_locked(FileHandle& h);
   // For a stream of h that entered a safetensors tensor at random (did not start in the
   // header), the end of that tensor: readahead and tensor prefetch stop there, since
   // reads past it are the kernel reading ahead of a loader that faults tensors in at
@@ -273,8 +282,8 @@ class Vfs {
   uint64_t tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
                                std::vector<Prefetch>& out);
   // After a read of [0, n) into buf: parses a safetensors header found there, for every
-  // handle of the inode.
-  void sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf, size_t n);
+  // handle of the inode. Whether the file has a (parsed) safetensors layout.
+  bool sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf, size_t n);
   void submit_prefetch(std::vector<Prefetch> items);
   uint64_t prefetch_budget_blocks() const;
 

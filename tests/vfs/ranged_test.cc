@@ -321,6 +321,45 @@ TEST_F(RangedTest, TensorPrefetchOfASmallTensorFetchesOnlyItsSubBlocks) {
   EXPECT_OK(v->stop());
 }
 
+// A loader that has gone into a fifth of a file's tensors out of order (at least 8) is
+// loading all of it (shuffled): from then on its misses fetch whole blocks, so each block
+// is fetched once instead of once per tensor in it.
+TEST_F(RangedTest, ALoaderGoingIntoManyTensorsOutOfOrderGetsWholeBlocks) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  // 40 tensors of 300 KiB: about 13 per 4 MiB block.
+  const std::string data = safetensors_file(std::vector<uint64_t>(40, 300 << 10), r);
+  const Ino ino = put_file("model.safetensors", data);
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));  // the header
+  // Tensors out of order in blocks 0 and 1 (tensors 0-26): each a ranged miss.
+  const std::vector<size_t> order = {3, 25, 11, 19, 7, 23, 1, 15};
+  for (size_t i : order) {
+    const auto [a, b] = r[i];
+    EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096)) << "tensor " << i;
+    v->wait_prefetches();
+  }
+  const uint64_t ranged = v->stats().ranged_gets.load();
+  EXPECT_GT(ranged, 0u);  // tables and data ranges
+  EXPECT_EQ(counting_->gets().count(key_of(2)), 0u);
+  // The ninth, in block 2, which has nothing cached: 9 of 40 tensors is past a fifth, so
+  // the miss fetches the block whole.
+  const auto [a, b] = r[33];
+  ASSERT_EQ(a / kBig, 2u);
+  const std::string key = key_of(a / kBig);
+  const auto before = counting_->gets()[key];
+  EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096));
+  v->wait_prefetches();
+  EXPECT_EQ(v->stats().ranged_gets.load(), ranged);
+  EXPECT_EQ(counting_->gets()[key], before + 1);
+  // Every tensor reads back exactly.
+  for (size_t i = 0; i < r.size(); i++) {
+    const auto [x, y] = r[i];
+    EXPECT_EQ(read(*v, ino, fh, x, y - x), data.substr(x, y - x)) << "tensor " << i;
+  }
+  EXPECT_OK(v->stop());
+}
+
 class RangedCompressedTest : public RangedTest {
  public:
   RangedCompressedTest() { compression_ = "zstd"; }

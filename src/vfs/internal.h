@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
@@ -158,6 +159,7 @@ struct FileHandle {
   uint64_t layout_version = 0;
   bool sniffed = false;
   std::unordered_map<size_t, uint64_t> tensor_prefetched;
+  std::unordered_set<size_t> entered;  // tensors that reads jumped into (random entries)
   uint64_t bulk_next = 0;  // a file loaded whole out of order: prefetched in order up to here
 };
 

@@ -184,8 +184,12 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     // all of it in its own order (shuffled): a ranged read per tensor would cost a round
     // trip each, so it gets whole blocks, and with a disk cache to hold them the rest of
     // the file is fetched ahead in file order, in parallel, within the prefetch budget.
-    if (random && h->layout && h->tensor_prefetched.size() >= kLoadingAllMin &&
-        h->tensor_prefetched.size() * kLoadingAllFraction >= h->layout->tensors.size()) {
+    if (h->layout && !h->streaming) {  // a random entry: which tensor it went into
+      const TensorRange* t = h->layout->find(off + n / 2);
+      if (t != nullptr) h->entered.insert(static_cast<size_t>(t - h->layout->tensors.data()));
+    }
+    if (random && h->layout && h->entered.size() >= kLoadingAllMin &&
+        h->entered.size() * kLoadingAllFraction >= h->layout->tensors.size()) {
       random = false;
       if (opts_.disk_cache_enabled()) bulk_ahead_locked(*h, bulk);
     }
@@ -309,6 +313,7 @@ Status Vfs::refresh_locked(FileHandle& h) {
   h.layout_version = 0;
   h.sniffed = false;
   h.tensor_prefetched.clear();
+  h.entered.clear();
   h.bulk_next = 0;
   return Status::OK();
 }
@@ -512,7 +517,10 @@ void Vfs::refresh_layout_locked(FileHandle& h) {
                          it->second.mtime_ns == h.mtime_ns
                      ? it->second.layout
                      : nullptr;
-    if (found != h.layout) h.tensor_prefetched.clear();
+    if (found != h.layout) {
+      h.tensor_prefetched.clear();
+      h.entered.clear();
+    }
     h.layout = std::move(found);
   }
 }

@@ -237,16 +237,16 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     // when that is at most half the block; any read uses cached sub-blocks.
     auto load = [&](size_t i) {
       const auto [lo, hi] = spans[i];
-      Result<BlockData> r = Status::OK();
       const uint32_t blen = object::block_len(blocks[i].slice_size, static_cast<uint32_t>(bs),
                                               blocks[i].index);
       // A block with sub-blocks cached fetches only its missing ones, whatever the read.
-      if ((random && range_worthwhile(blen, lo, hi)) || has_cached_subs(blocks[i])) {
-        r = load_range(blocks[i], lo, hi);
-      } else {
-        auto whole = load_block(blocks[i]);
-        r = whole.ok() ? Result<BlockData>(BlockData::of_whole(*whole)) : whole.status();
-      }
+      Result<BlockData> r = [&]() -> Result<BlockData> {
+        if ((random && range_worthwhile(blen, lo, hi)) || has_cached_subs(blocks[i])) {
+          return load_range(blocks[i], lo, hi);
+        }
+        ASSIGN_OR_RETURN(cache::Block whole, load_block(blocks[i]));
+        return BlockData::of_whole(std::move(whole));
+      }();
       if (r.ok()) {
         got[i] = std::move(r).value();
       } else {

@@ -57,7 +57,15 @@ long long read_path_counter(const std::string& log, const std::string& name) {
   return std::regex_search(log, m, re) ? std::stoll(m[1]) : -1;
 }
 
-class ReadPathTest : public MountFixture {};
+class ReadPathTest : public MountFixture {
+ protected:
+  static void write_whole(const std::string& file, const std::string& data) {
+    int fd = open(file.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_EQ(write(fd, data.data(), data.size()), ssize_t(data.size()));
+    ASSERT_EQ(close(fd), 0);
+  }
+};
 
 TEST_F(ReadPathTest, ShuffledTensorsThroughMmapReadBackAndArePrefetched) {
   std::vector<uint64_t> sizes;
@@ -69,12 +77,7 @@ TEST_F(ReadPathTest, ShuffledTensorsThroughMmapReadBackAndArePrefetched) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
   const std::string data = safetensors_file(sizes, r);
   const std::string file = mnt_ + "/model.safetensors";
-  {
-    int fd = open(file.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    ASSERT_EQ(write(fd, data.data(), data.size()), ssize_t(data.size()));
-    ASSERT_EQ(close(fd), 0);
-  }
+  ASSERT_NO_FATAL_FAILURE(write_whole(file, data));
   Unmount();
   MountAt(meta_url_, mnt_, {"--prefetch", "4", "--max-readahead", "1M"});
   {
@@ -116,12 +119,7 @@ TEST_F(ReadPathTest, LazyLoaderTouchingARandomSubsetReadsExactDataRanged) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
   const std::string data = safetensors_file(sizes, r);
   const std::string file = mnt_ + "/model.safetensors";
-  {
-    int fd = open(file.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    ASSERT_EQ(write(fd, data.data(), data.size()), ssize_t(data.size()));
-    ASSERT_EQ(close(fd), 0);
-  }
+  ASSERT_NO_FATAL_FAILURE(write_whole(file, data));
   Unmount();
   MountAt(meta_url_, mnt_, {});
   {
@@ -159,12 +157,7 @@ TEST_F(ReadPathTest, LazyLoaderTouchingARandomSubsetReadsExactDataRanged) {
 TEST_F(ReadPathTest, NoReadaheadStillReadsSequentially) {
   const std::string data = random_bytes(9 << 20, 11);
   const std::string file = mnt_ + "/plain";
-  {
-    int fd = open(file.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    ASSERT_EQ(write(fd, data.data(), data.size()), ssize_t(data.size()));
-    ASSERT_EQ(close(fd), 0);
-  }
+  ASSERT_NO_FATAL_FAILURE(write_whole(file, data));
   Unmount();
   MountAt(meta_url_, mnt_, {"--prefetch", "0"});
   EXPECT_EQ(read_file(file), data);

@@ -14,9 +14,9 @@
 // tier only ever holds whole blocks. A fetch is single-flighted on the key of its first
 // missing sub-block, and ranged fetches of one block take turns (range_locks_), each
 // fetching only the runs of sub-blocks still missing when its turn comes: overlapping
-// ranges fetch no sub-block twice. A whole-block fetch racing a ranged one of the same
-// block can still fetch that range again; once a block has sub-blocks cached, reads and
-// prefetches of it fetch only its missing sub-blocks.
+// ranges fetch no sub-block twice. Whole and ranged loads of one block exclude each other
+// (InFlight claims): a ranged load joins a whole fetch under way, and a whole load of a
+// block with sub-blocks cached or being fetched fetches only the missing sub-blocks.
 #include <algorithm>
 #include <cstring>
 #include <future>
@@ -81,15 +81,33 @@ bool Vfs::range_worthwhile(uint32_t block_len, uint64_t lo, uint64_t hi) const {
   return 2 * bytes <= block_len;
 }
 
-Vfs::InFlight::InFlight(Vfs& v, std::unordered_map<std::string, int>& m, const std::string& key)
-    : v_(v), m_(m), key_(key) {
+Vfs::InFlight::InFlight(Vfs& v, std::unordered_map<std::string, int>& mine,
+                        const std::unordered_map<std::string, int>& other, const std::string& key)
+    : v_(v), m_(mine), key_(key) {
   std::lock_guard lk(v_.inflight_mu_);
+  if (other.count(key_) > 0) return;
   m_[key_]++;
+  claimed_ = true;
 }
 
 Vfs::InFlight::~InFlight() {
+  if (!claimed_) return;
   std::lock_guard lk(v_.inflight_mu_);
   if (--m_[key_] == 0) m_.erase(key_);
+}
+
+Result<BlockData> Vfs::load_whole(const BlockRef& b, uint64_t lo, uint64_t hi) {
+  if (rangeable_) {
+    auto loc = locate(meta_->format(), b);
+    if (loc.ok()) {
+      InFlight whole(*this, whole_inflight_, range_inflight_, loc->first);
+      if (!whole.claimed()) return load_range(b, lo, hi);
+      ASSIGN_OR_RETURN(cache::Block w, load_block(b));
+      return BlockData::of_whole(std::move(w));
+    }
+  }
+  ASSIGN_OR_RETURN(cache::Block w, load_block(b));  // a bad layout is reported here
+  return BlockData::of_whole(std::move(w));
 }
 
 bool Vfs::in_flight(const std::unordered_map<std::string, int>& m, const std::string& key) {
@@ -121,7 +139,6 @@ Result<BlockData> Vfs::load_range(const BlockRef& b, uint64_t lo, uint64_t hi, b
   if (cache_->peek(key)) return whole_block();  // counts the hit
   if (known_without_table(key)) return whole_block();
   if (cache_->contains(key)) return whole_block();  // on disk: no GET at all
-  if (in_flight(whole_inflight_, key)) return whole_block();  // joins that fetch
   const auto [first, end] = sub_span(len, lo, hi);
   BlockData d;
   d.first = first;
@@ -129,12 +146,9 @@ Result<BlockData> Vfs::load_range(const BlockRef& b, uint64_t lo, uint64_t hi, b
   // Ranged fetches of one block take turns (a lock per stripe of block keys), so each
   // sees what the one before it fetched and fetches only what is still missing: no
   // sub-block is fetched twice by overlapping ranges.
-  InFlight ranging(*this, range_inflight_, key);
+  InFlight ranging(*this, range_inflight_, whole_inflight_, key);
+  if (!ranging.claimed()) return whole_block();  // joins the whole fetch under way
   std::unique_lock turn(range_locks_[std::hash<std::string>{}(key) % range_locks_.size()]);
-  if (in_flight(whole_inflight_, key)) {  // started while this one waited for its turn
-    turn.unlock();
-    return whole_block();
-  }
   // A sub-block fetched by another caller may leave the cache before it is taken here;
   // after a few rounds the whole block is read instead.
   for (int round = 0; round < 3; round++) {

@@ -244,8 +244,7 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
         if ((random && range_worthwhile(blen, lo, hi)) || has_cached_subs(blocks[i])) {
           return load_range(blocks[i], lo, hi);
         }
-        ASSIGN_OR_RETURN(cache::Block whole, load_block(blocks[i]));
-        return BlockData::of_whole(std::move(whole));
+        return load_whole(blocks[i], lo, hi);
       }();
       if (r.ok()) {
         got[i] = std::move(r).value();
@@ -404,8 +403,10 @@ void Vfs::prefetch_block(const BlockRef& b) {
   auto loc = locate(meta_->format(), b);
   if (!loc.ok() || cache_->peek(loc->first)) return;  // a bad layout is reported by read
   const auto& [key, len] = *loc;
-  // Parts of it were fetched as sub-blocks: fetch only the rest.
+  // Parts of it were fetched as sub-blocks, or are being: fetch only the rest.
   if (has_cached_subs(b)) return prefetch_range({b, 0, len});
+  InFlight whole(*this, whole_inflight_, range_inflight_, key);
+  if (!whole.claimed()) return prefetch_range({b, 0, len});
   // The key is recorded before the load, so a read that arrives during it counts as a
   // hit. At the bound, keys whose block left the cache unread count as wasted (roughly:
   // a load still in flight counts too); if all are still cached, the record restarts.
@@ -640,7 +641,6 @@ Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {
   constexpr int kAttempts = 3;
   for (int attempt = 1;; attempt++) {
     stats_.object_gets++;
-    InFlight fetching(*this, whole_inflight_, key);
     auto stored = store_->get(key);
     if (!stored.ok()) {
       stats_.object_errors++;

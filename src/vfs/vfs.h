@@ -366,24 +366,31 @@ class Vfs {
   std::mutex tables_mu_;  // guards tables_
   std::array<std::mutex, 64> range_locks_;  // ranged fetches of one block take turns
   // Blocks being fetched whole, and blocks with a ranged fetch under way (counts per
-  // key): a ranged load joins a whole fetch in flight, and a whole load of a block with a
-  // ranged fetch under way fetches only the sub-blocks still missing after it.
+  // key). A load claims its kind for a key only while the other kind holds none, checked
+  // and marked under one lock: a ranged load joins a whole fetch in flight, and a whole
+  // load of a block with a ranged fetch under way fetches only the missing sub-blocks.
   std::mutex inflight_mu_;
   std::unordered_map<std::string, int> whole_inflight_, range_inflight_;
   bool in_flight(const std::unordered_map<std::string, int>& m, const std::string& key);
-  // Marks key in m for its lifetime.
+  // Claims key in `mine` for its lifetime, unless `other` holds it (claimed() false).
   class InFlight {
    public:
-    InFlight(Vfs& v, std::unordered_map<std::string, int>& m, const std::string& key);
+    InFlight(Vfs& v, std::unordered_map<std::string, int>& mine,
+             const std::unordered_map<std::string, int>& other, const std::string& key);
     ~InFlight();
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;
+    bool claimed() const { return claimed_; }
 
    private:
     Vfs& v_;
     std::unordered_map<std::string, int>& m_;
     const std::string& key_;
+    bool claimed_ = false;
   };
+  // A whole-block load from the read path: joins a ranged fetch of the block under way
+  // instead (fetching only the sub-blocks [lo, hi) still needs).
+  Result<BlockData> load_whole(const BlockRef& b, uint64_t lo, uint64_t hi);
   std::unordered_map<std::string, TableFuture> tables_;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;

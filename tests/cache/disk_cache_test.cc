@@ -4,10 +4,12 @@
 #include "cache/disk_cache.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -71,6 +73,46 @@ TEST_F(DiskCacheTest, RoundTripKeepsRawDataAtOffsetZero) {
   EXPECT_FALSE(c->contains(key));
   EXPECT_FALSE(fs::exists(c->path_of(key)));
   EXPECT_EQ(c->stats().blocks, 0u);
+}
+
+// Whether dir's file system takes O_DIRECT writes of 4 KiB-aligned buffers.
+bool takes_direct_io(const std::string& dir) {
+  const std::string path = dir + "/.probe";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_DIRECT, 0644);
+  if (fd < 0) return false;
+  void* p = nullptr;
+  bool ok = posix_memalign(&p, 4096, 4096) == 0;
+  if (ok) {
+    std::memset(p, 0, 4096);
+    ok = ::pwrite(fd, p, 4096, 0) == 4096;
+  }
+  std::free(p);
+  ::close(fd);
+  ::unlink(path.c_str());
+  return ok;
+}
+
+TEST_F(DiskCacheTest, DirectWritesLeaveExactFilesWherever) {
+  // Sizes off the 4 KiB alignment: the file is padded for O_DIRECT, then truncated.
+  const bool direct = takes_direct_io(root_);
+  for (bool use_direct : {true, false}) {
+    DiskCacheOptions o;
+    o.dirs = {root_ + (use_direct ? "/d" : "/b")};
+    o.direct_io = use_direct;
+    auto c = open(o);
+    const std::string big = block('x', (4u << 20) + 5) + block('y', 4091);
+    ASSERT_TRUE(c->put("small", block('s', 1000)));
+    ASSERT_TRUE(c->put("big", big));
+    ASSERT_TRUE(c->put("page", block('p', 4096)));
+    EXPECT_EQ(c->stats().direct_writes, use_direct && direct ? 3u : 0u);
+    EXPECT_EQ(*c->get("small"), block('s', 1000));
+    EXPECT_EQ(*c->get("big"), big);
+    EXPECT_EQ(*c->get("page"), block('p', 4096));
+    // Exactly data + trailer (the key, then 24 bytes): no padding is left behind.
+    EXPECT_EQ(fs::file_size(c->path_of("big")), big.size() + 3 + 24);
+    EXPECT_EQ(fs::file_size(c->path_of("small")), 1000u + 5 + 24);
+    EXPECT_EQ(c->stats().write_errors, 0u);
+  }
 }
 
 TEST_F(DiskCacheTest, EvictsLeastRecentlyUsedOverCapacity) {

@@ -287,12 +287,36 @@ Result<std::string> decode_block(std::string_view stored, const std::string& key
     return corrupt(key, std::string(compression_name(c)) + " payload does not decode to " +
                             std::to_string(h.raw_len) + " bytes");
   }
-  if (checksum64(raw) != h.checksum) return corrupt(key, "checksum mismatch");
   if (!sums.empty()) {
+    // The table (checksummed with the header, the whole-block checksum included) covers
+    // every byte: one pass over the data verifies it.
     BlockTable t{h.raw_len, std::move(sums)};
     RETURN_IF_ERROR(verify_block_range(t, 0, raw, key));
+  } else if (checksum64(raw) != h.checksum) {
+    return corrupt(key, "checksum mismatch");
   }
   return raw;
+}
+
+Result<std::string> decode_block_split(std::string_view head, std::string&& body,
+                                       const std::string& key, const BlockCipher* cipher) {
+  if (cipher == nullptr && head.size() >= kBlockHeaderSize && !body.empty()) {
+    auto h = parse_header(head, key);
+    if (h.ok() && (h->flags & kFlagTable) != 0 && head.size() == block_table_end(h->raw_len)) {
+      if (body.size() != h->raw_len) {
+        return corrupt(key, "data is " + std::to_string(body.size()) +
+                                " bytes, header says " + std::to_string(h->raw_len));
+      }
+      ASSIGN_OR_RETURN(auto sums, parse_table(head, *h, key));
+      BlockTable t{h->raw_len, std::move(sums)};
+      RETURN_IF_ERROR(verify_block_range(t, 0, body, key));
+      return std::move(body);
+    }
+  }
+  // Any other block (no table, compressed, encrypted, damaged): decoded whole.
+  std::string stored(head);
+  stored.append(body);
+  return decode_block(stored, key, cipher);
 }
 
 Result<BlockTable> decode_block_table(std::string_view head, const std::string& key,

@@ -57,6 +57,13 @@ Result<std::string> encode_block(std::string_view raw, Compression c, const Bloc
 // error messages and, for encrypted blocks, must be the key the block was encoded for.
 Result<std::string> decode_block(std::string_view stored, const std::string& key,
                                  const BlockCipher* cipher = nullptr);
+// decode_block() of an object read in two parts (Store::get_split at
+// block_table_end(raw_len)). A plain block with a sub-block table, split after its table,
+// is verified and returned as `body` itself, without a copy; any other block is decoded
+// whole, as decode_block(head + body).
+Result<std::string> decode_block_split(std::string_view head, std::string&& body,
+                                       const std::string& key,
+                                       const BlockCipher* cipher = nullptr);
 
 // ---- ranged reads of blocks with a sub-block table (see above) ----
 constexpr uint32_t kSubBlockSize = 64 << 10;

@@ -123,6 +123,23 @@ int64_t mtime_ns(const struct stat& st) {
   return int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
+// Reads [off, off+n) of fd into out; shorter if the file ends first.
+Status read_at(int fd, const std::string& path, uint64_t off, uint64_t n, std::string& out) {
+  out.resize(n);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno_status("read", path, errno);
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+  }
+  out.resize(done);
+  return Status::OK();
+}
+
 class FileStore : public Store {
  public:
   FileStore(std::string root, bool fsync) : root_(std::move(root)), fsync_(fsync) {}
@@ -168,18 +185,25 @@ class FileStore : public Store {
     if (off >= size) return std::string();
     uint64_t n = size - off;
     if (len >= 0) n = std::min(n, static_cast<uint64_t>(len));
-    std::string out(n, '\0');
-    size_t done = 0;
-    while (done < n) {
-      ssize_t r = ::pread(fd.get(), out.data() + done, n - done, static_cast<off_t>(off + done));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return errno_status("read", path, errno);
-      }
-      if (r == 0) break;
-      done += static_cast<size_t>(r);
-    }
-    out.resize(done);
+    std::string out;
+    RETURN_IF_ERROR(read_at(fd.get(), path, off, n, out));
+    return out;
+  }
+
+  // Reads head and body with one pread each, straight into the two strings.
+  Result<SplitObject> get_split(const std::string& key, size_t head_len) override {
+    RETURN_IF_ERROR(check_file_key(key));
+    const std::string path = path_of(key);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return missing_or_error("open", key, path, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return errno_status("stat", path, errno);
+    if (!S_ISREG(st.st_mode)) return not_found(key);
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    const uint64_t h = std::min<uint64_t>(head_len, size);
+    SplitObject out;
+    RETURN_IF_ERROR(read_at(fd.get(), path, 0, h, out.head));
+    if (out.head.size() == h) RETURN_IF_ERROR(read_at(fd.get(), path, h, size - h, out.body));
     return out;
   }
 

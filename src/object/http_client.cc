@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cctype>
 #include <memory>
 
@@ -15,8 +16,34 @@ void global_init() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// The body's destination; the first chunk reserves the whole announced length, so a
+// 4 MiB block is not copied again and again as the string grows.
+// With a split, the first `split` bytes go to head instead.
+struct BodySink {
+  CURL* handle;
+  HttpResponse* resp;
+  size_t split = 0;
+  bool sized = false;
+};
+
 size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* sink = static_cast<BodySink*>(user);
+  std::string_view in(data, size * n);
+  if (!sink->sized) {
+    sink->sized = true;
+    curl_off_t len = -1;
+    constexpr curl_off_t kMaxReserve = 1ll << 30;  // a wrong header costs no more than this
+    if (curl_easy_getinfo(sink->handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) == CURLE_OK &&
+        len > 0 && len <= kMaxReserve && static_cast<size_t>(len) > sink->split) {
+      sink->resp->body.reserve(static_cast<size_t>(len) - sink->split);
+    }
+  }
+  if (sink->resp->head.size() < sink->split) {
+    const size_t take = std::min(in.size(), sink->split - sink->resp->head.size());
+    sink->resp->head.append(in.substr(0, take));
+    in.remove_prefix(take);
+  }
+  sink->resp->body.append(in);
   return size * n;
 }
 
@@ -132,7 +159,8 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& req, const std::stri
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, options_.low_speed_time_s);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp.body);
+  BodySink sink{h, &resp, req.body_split};
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp.headers);
   if (req.method == "GET") {

@@ -28,12 +28,16 @@ struct HttpRequest {
   std::string url;     // scheme://host[:port]/path?query, already encoded
   std::vector<std::pair<std::string, std::string>> headers;
   std::string_view body;  // sent for PUT and POST; must outlive perform()
+  // > 0: the first body_split bytes of the response body go to HttpResponse::head and
+  // only the rest to HttpResponse::body, so a caller keeps the rest without copying it.
+  size_t body_split = 0;
 };
 
 struct HttpResponse {
   long status = 0;
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
+  std::string head;  // the body's first HttpRequest::body_split bytes, when split
 
   // The value of the first header with this lower-case name, or "".
   std::string header(std::string_view name) const;

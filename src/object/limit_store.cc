@@ -48,4 +48,11 @@ Result<std::string> LimitStore::get(const std::string& key, uint64_t off, int64_
   return r;
 }
 
+Result<SplitObject> LimitStore::get_split(const std::string& key, size_t head_len) {
+  Slot slot(download_slots_.get());
+  auto r = inner_->get_split(key, head_len);
+  if (r.ok()) download_rate_.acquire(r->head.size() + r->body.size());
+  return r;
+}
+
 }  // namespace sluice::object

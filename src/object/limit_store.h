@@ -32,6 +32,7 @@ class LimitStore : public StoreWrapper {
 
   Status put(const std::string& key, std::string_view data) override;
   Result<std::string> get(const std::string& key, uint64_t off, int64_t len) override;
+  Result<SplitObject> get_split(const std::string& key, size_t head_len) override;
 
  private:
   using Semaphore = std::counting_semaphore<>;

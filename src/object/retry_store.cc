@@ -64,6 +64,18 @@ Result<std::string> RetryStore::get(const std::string& key, uint64_t off, int64_
   return out;
 }
 
+Result<SplitObject> RetryStore::get_split(const std::string& key, size_t head_len) {
+  SplitObject out;
+  Status st = run("get", key, true, [&]() -> Status {
+    auto r = inner_->get_split(key, head_len);
+    if (!r.ok()) return r.status();
+    out = std::move(r).value();
+    return Status::OK();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
 Result<ObjectInfo> RetryStore::head(const std::string& key) {
   ObjectInfo out;
   Status st = run("head", key, false, [&]() -> Status {

@@ -41,6 +41,7 @@ class RetryStore : public StoreWrapper {
 
   Status put(const std::string& key, std::string_view data) override;
   Result<std::string> get(const std::string& key, uint64_t off, int64_t len) override;
+  Result<SplitObject> get_split(const std::string& key, size_t head_len) override;
   Result<ObjectInfo> head(const std::string& key) override;
   Status del(const std::string& key) override;
   Result<std::vector<ObjectInfo>> list(const std::string& prefix, const std::string& start_after,

@@ -159,6 +159,7 @@ struct S3Store::Call {
   sigv4::Params query;
   sigv4::Params headers;
   std::string_view body;
+  size_t body_split = 0;  // HttpRequest::body_split
 };
 
 S3Store::S3Store(S3Options options, HttpOptions http) : opts_(std::move(options)), http_(http) {}
@@ -178,7 +179,7 @@ Result<HttpResponse> S3Store::send(const Call& call) {
     signing.headers.emplace_back("host", target.host);
     sigv4::Signature sig = sigv4::sign(signing, opts_.credentials, opts_.region,
                                        sigv4::amz_date(std::chrono::system_clock::now()));
-    HttpRequest req{call.method, url, std::move(signing.headers), call.body};
+    HttpRequest req{call.method, url, std::move(signing.headers), call.body, call.body_split};
     req.headers.emplace_back("authorization", sig.authorization);
     Result<HttpResponse> resp = http_.perform(req, opts_.endpoint());
     bool retry = resp.ok() ? retryable_status(resp->status) : resp.status().retryable();
@@ -258,6 +259,17 @@ Result<std::string> S3Store::get(const std::string& key, uint64_t off, int64_t l
   // The server ignored the Range header and sent the whole object.
   if (off >= resp.body.size()) return std::string();
   return resp.body.substr(off, len < 0 ? std::string::npos : static_cast<size_t>(len));
+}
+
+Result<SplitObject> S3Store::get_split(const std::string& key, size_t head_len) {
+  RETURN_IF_ERROR(check_key(key));
+  Call call{"GET", full_key(key), {}, {}, {}, head_len};
+  ASSIGN_OR_RETURN(HttpResponse resp, send(call));
+  if (resp.status != 200) {
+    resp.body.insert(0, resp.head);  // the error document, whole
+    return error_of(call, resp, key);
+  }
+  return SplitObject{std::move(resp.head), std::move(resp.body)};
 }
 
 Result<ObjectInfo> S3Store::head(const std::string& key) {

@@ -28,6 +28,7 @@ class S3Store : public Store {
   Status put(const std::string& key, std::string_view data) override;
   // Ranged GET (Range: bytes=a-b); a range starting at or past the end reads as "".
   Result<std::string> get(const std::string& key, uint64_t off, int64_t len) override;
+  Result<SplitObject> get_split(const std::string& key, size_t head_len) override;
   Result<ObjectInfo> head(const std::string& key) override;
   Status del(const std::string& key) override;
   // ListObjectsV2, following continuation tokens until limit or the last page.

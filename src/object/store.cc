@@ -1,6 +1,7 @@
 // Store URL dispatch and the key rules shared by every backend.
 #include "object/store.h"
 
+#include <algorithm>
 #include <string_view>
 
 #include "common/url.h"
@@ -9,6 +10,16 @@
 #include "object/s3_store.h"
 
 namespace sluice::object {
+
+Result<SplitObject> Store::get_split(const std::string& key, size_t head_len) {
+  ASSIGN_OR_RETURN(std::string all, get(key));
+  SplitObject out;
+  const size_t n = std::min(head_len, all.size());
+  out.head.assign(all, 0, n);
+  all.erase(0, n);
+  out.body = std::move(all);
+  return out;
+}
 
 Status check_key(const std::string& key) {
   auto bad = [&](const char* why) {

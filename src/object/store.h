@@ -23,6 +23,11 @@ struct ObjectInfo {
   int64_t mtime_ns = 0;
 };
 
+struct SplitObject {
+  std::string head;
+  std::string body;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -33,6 +38,12 @@ class Store {
   virtual Result<std::string> get(const std::string& key, uint64_t off = 0,
                                   int64_t len = -1) = 0;
   virtual Result<ObjectInfo> head(const std::string& key) = 0;
+  // The whole object in two parts: head holds its first head_len bytes (all of it when it
+  // is shorter), body the rest. A block's reader keeps the body (the block's data after
+  // its header) as the cached block without copying it out of the object. This default
+  // splits get()'s result (which moves the body's bytes once); stores that receive the
+  // object into memory themselves fill the two parts directly.
+  virtual Result<SplitObject> get_split(const std::string& key, size_t head_len);
   // Deleting a missing key succeeds.
   virtual Status del(const std::string& key) = 0;
   // Objects whose key starts with prefix and is > start_after, ascending; at most limit
@@ -57,7 +68,9 @@ Status check_key(const std::string& key);
 Result<std::shared_ptr<Store>> open_store(const std::string& url);
 
 // Forwarding base for decorators (retry, prefix, fault injection, metrics, ...):
-// override only what the decorator changes.
+// override only what the decorator changes. get_split is not forwarded: by default it
+// goes through the decorator's get(), so a decorator that changes get() (counts, retries,
+// faults) sees every read; one that overrides get_split as well keeps the split.
 class StoreWrapper : public Store {
  public:
   explicit StoreWrapper(std::shared_ptr<Store> inner) : inner_(std::move(inner)) {}

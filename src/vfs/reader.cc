@@ -641,14 +641,16 @@ Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {
   constexpr int kAttempts = 3;
   for (int attempt = 1;; attempt++) {
     stats_.object_gets++;
-    auto stored = store_->get(key);
+    // Split after the header and sub-block table: the rest is kept as the block, uncopied.
+    auto stored = store_->get_split(key, object::block_table_end(len));
     if (!stored.ok()) {
       stats_.object_errors++;
       LOG_WARN("vfs: get {}: {}", key, stored.status().ToString());
       return Status(Code::kIO, "reading " + key + ": " + stored.status().message());
     }
-    stats_.object_get_bytes += stored->size();
-    auto raw = object::decode_block(*stored, key, opts_.cipher.get());
+    stats_.object_get_bytes += stored->head.size() + stored->body.size();
+    auto raw = object::decode_block_split(stored->head, std::move(stored->body), key,
+                                          opts_.cipher.get());
     if (raw.ok() && raw->size() == len) return raw;
     stats_.object_errors++;
     Status err = raw.ok() ? Status(Code::kCorruption,

@@ -231,6 +231,10 @@ TEST(RetryStore, RecoversFromThirtyPercentErrors) {
     auto got = r.get(key, 0, -1);
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_EQ(*got, key);
+    auto split = r.get_split(key, 2);  // retried as a get
+    ASSERT_TRUE(split.ok()) << split.status().ToString();
+    EXPECT_EQ(split->head + split->body, key);
+    EXPECT_EQ(split->head, key.substr(0, 2));
     ASSERT_TRUE(r.head(key).ok());
   }
   auto l = r.list("k/", "", 0);
@@ -325,7 +329,9 @@ TEST(LimitStore, DownloadsAreBoundedByTheLimit) {
   ASSERT_TRUE(inner->put("k", std::string(object, 'd')).ok());
   LimitStore s(inner, LimitOptions{0, rate, 0, 0});
   const int64_t t0 = mono_ns();
-  for (int i = 0; i < 6; i++) ASSERT_TRUE(s.get("k", 0, -1).ok());
+  for (int i = 0; i < 6; i++) {  // whole gets and split gets count alike
+    ASSERT_TRUE(i % 2 == 0 ? s.get("k", 0, -1).ok() : s.get_split("k", 100).ok());
+  }
   const double bytes = 6.0 * object - static_cast<double>(RateLimiter(rate).burst());
   EXPECT_GE(seconds_since(t0), 0.8 * bytes / rate);
   const int64_t t1 = mono_ns();

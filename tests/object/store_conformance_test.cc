@@ -89,6 +89,28 @@ TEST_P(StoreConformance, GetRangesAreTruncatedAtTheEnd) {
   }
 }
 
+TEST_P(StoreConformance, GetSplitPartsAreTheObjectsBytes) {
+  std::string data(100'000, '\0');
+  for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<char>(i * 7 + i / 251);
+  put("s", data);
+  put("tiny", "abc");
+  for (size_t split : {size_t(0), size_t(1), size_t(544), size_t(99'999), size_t(100'000),
+                       size_t(200'000)}) {
+    auto r = store_->get_split("s", split);
+    ASSERT_TRUE(r.ok()) << split << ": " << r.status().ToString();
+    EXPECT_EQ(r->head, data.substr(0, split)) << split;
+    EXPECT_EQ(r->body, data.substr(std::min(split, data.size()))) << split;
+  }
+  auto t = store_->get_split("tiny", 544);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->head, "abc");
+  EXPECT_EQ(t->body, "");
+  auto g = store_->get_split("no/such/key", 10);
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), Code::kNotFound);
+  EXPECT_NE(g.status().message().find("no/such/key"), std::string::npos);
+}
+
 TEST_P(StoreConformance, MissingKeyIsNotFoundAndNamesTheKey) {
   auto g = store_->get("no/such/key");
   ASSERT_FALSE(g.ok());

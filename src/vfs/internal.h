@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <array>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,20 @@ class FileWriter {
   // End offset of the buffered writes (0 when none); written under mu, read lock-free.
   std::atomic<uint64_t> pending_end{0};
   int refs = 0;  // open handles and in-flight truncates; guarded by Vfs::writers_mu_
+
+  // Where the sequential read streams of this inode's handles stand (reader.cc). Processes
+  // reading one file at once share the kernel's page cache, so each one's reads skip what
+  // the others already read: a read that continues another handle's stream from the
+  // file's start is sequential.
+  struct Stream {
+    const void* owner = nullptr;  // the FileHandle (only compared, never dereferenced)
+    uint64_t from = 0;            // where the stream began
+    bool from_start = false;      // with a read at offset 0
+    uint64_t end = 0;             // where its last read ended
+  };
+  std::mutex streams_mu;  // guards streams and streams_next
+  std::array<Stream, 8> streams{};
+  size_t streams_next = 0;
 
   // Recomputes pending_end after chunks changed (caller holds mu).
   void update_pending_locked() {
@@ -150,6 +165,7 @@ struct FileHandle {
   uint64_t prefetched_to = 0;
   uint64_t stream_from = 0;  // where the current stream began (its first read's offset)
   bool streaming = false;    // the last read continued the stream (readahead or not)
+  bool from_start = false;   // the stream began with a read at offset 0
   // Tensor-aware readahead (reader.cc): the mtime that goes with size, the safetensors
   // layout of the file (null: none known), the Vfs::layouts_version_ it was looked up at
   // (0: look again), whether a read from offset 0 was already sniffed for a header, and

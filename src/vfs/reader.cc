@@ -352,7 +352,35 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
   const uint64_t end = off + len;
   // Near the last end: concurrent kernel readahead requests may arrive out of order.
   const uint64_t slack = std::min<uint64_t>(4 * len, 8 << 20);
-  const bool sequential = off <= h.last_end + slack && off + slack >= h.last_end;
+  auto near = [&](uint64_t at) { return off <= at + slack && off + slack >= at; };
+  bool sequential = near(h.last_end);
+  if (h.inode) {
+    // Another handle's stream from the file's start that this read continues (readers
+    // in other processes filled the page cache up to here) is taken over; then this
+    // handle's stream is published.
+    std::lock_guard lk(h.inode->streams_mu);
+    auto& streams = h.inode->streams;
+    if (!sequential || !h.from_start) {
+      for (const FileWriter::Stream& s : streams) {
+        if (s.owner != &h && s.from_start && near(s.end)) {
+          sequential = true;
+          h.stream_from = s.from;
+          h.from_start = true;
+          h.last_end = s.end;
+          break;
+        }
+      }
+    }
+    if (!sequential || h.last_end == 0) h.from_start = off == 0;
+    auto mine = std::find_if(streams.begin(), streams.end(),
+                             [&](const FileWriter::Stream& s) { return s.owner == &h; });
+    if (mine == streams.end()) {
+      mine = streams.begin() + h.inode->streams_next;
+      h.inode->streams_next = (h.inode->streams_next + 1) % streams.size();
+    }
+    *mine = {&h, sequential ? h.stream_from : off, h.from_start,
+             sequential ? std::max(h.last_end, off + len) : off + len};
+  }
   h.streaming = sequential;
   if (!sequential || opts_.readahead_blocks == 0 || !prefetch) {
     h.last_end = sequential ? std::max(h.last_end, end) : end;

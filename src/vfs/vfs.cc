@@ -309,6 +309,13 @@ Status Vfs::release(Ino ino, uint64_t fh) {
     h = std::move(it->second);
     handles_.erase(it);
   }
+  {
+    // Its stream may still be taken over (reader.cc), but no longer by address.
+    std::lock_guard lk(h->inode->streams_mu);
+    for (FileWriter::Stream& s : h->inode->streams) {
+      if (s.owner == h.get()) s.owner = nullptr;
+    }
+  }
   Status st;
   if (h->writable()) st = flush_writer(*h->inode);
   release_writer(h->inode);

@@ -193,6 +193,36 @@ TEST_F(RangedTest, SequentialStreamFetchesWholeBlocks) {
   EXPECT_OK(v->stop());
 }
 
+TEST_F(RangedTest, AReadContinuingAnotherHandlesStreamFromTheStartGetsWholeBlocks) {
+  // Processes reading one file at once share the kernel's page cache: each one's reads
+  // skip what the others read, so they jump. Readahead off, so only the read fetches.
+  const std::string data = pattern(4 * kBig, 12);
+  const Ino ino = put_file("f", data);
+  VfsOptions o = opts();
+  o.readahead_blocks = 0;
+  auto v = reader(o);
+  const uint64_t fa = open_ro(*v, ino), fb = open_ro(*v, ino);
+  for (uint64_t off = 0; off < 2 * kBig; off += 256 << 10) {
+    EXPECT_EQ(read(*v, ino, fa, off, 256 << 10), data.substr(off, 256 << 10));
+  }
+  EXPECT_EQ(read(*v, ino, fb, 0, 4096), data.substr(0, 4096));
+  // b's next read starts where a's stream ended, far from b's own last read: whole.
+  const uint64_t at = 2 * kBig + 100;
+  EXPECT_EQ(read(*v, ino, fb, at, 4096), data.substr(at, 4096));
+  EXPECT_EQ(v->stats().ranged_gets.load(), 0u);
+  EXPECT_EQ(counting_->bytes(key_of(2)), stored_size(key_of(2)));
+  // A handle that jumps near a stream that did not begin at the file's start stays
+  // random: a ranged read.
+  const uint64_t fc = open_ro(*v, ino), fd = open_ro(*v, ino);
+  const uint64_t c = 3 * kBig + kSub;
+  EXPECT_EQ(read(*v, ino, fc, c, 4096), data.substr(c, 4096));
+  EXPECT_EQ(read(*v, ino, fd, 0, 4096), data.substr(0, 4096));
+  EXPECT_EQ(read(*v, ino, fd, c + 4096, 4096), data.substr(c + 4096, 4096));
+  EXPECT_EQ(v->stats().ranged_gets.load(), 2u);  // table + c's sub-block; fd's was cached
+  EXPECT_EQ(counting_->bytes(key_of(3)), kHead + kSub);
+  EXPECT_OK(v->stop());
+}
+
 TEST_F(RangedTest, ReadOfMoreThanHalfABlockFetchesItWhole) {
   const std::string data = pattern(4 * kBig, 4);
   const Ino ino = put_file("f", data);

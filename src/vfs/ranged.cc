@@ -120,6 +120,13 @@ bool Vfs::has_cached_subs(const BlockRef& b) {
   auto loc = locate(meta_->format(), b);
   if (!loc.ok() || cache_->peek(loc->first)) return false;
   if (in_flight(range_inflight_, loc->first)) return true;
+  {
+    // Sub-blocks are fetched with their block's table: without a table known, there are
+    // none (the table map is bounded, so rarely some are missed). This spares a lookup
+    // per sub-block for every block read whole.
+    std::lock_guard lk(tables_mu_);
+    if (tables_.count(loc->first) == 0) return false;
+  }
   const uint32_t n = object::sub_block_count(loc->second);
   for (uint32_t i = 0; i < n; i++) {
     if (cache_->peek(sub_key(loc->first, i))) return true;

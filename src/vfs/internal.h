@@ -177,6 +177,7 @@ struct FileHandle {
   std::unordered_map<size_t, uint64_t> tensor_prefetched;
   std::unordered_set<size_t> entered;  // tensors that reads jumped into (random entries)
   uint64_t bulk_next = 0;  // a file loaded whole out of order: prefetched in order up to here
+  bool loading_all = false;  // this handle was found loading the whole file out of order
 };
 
 struct DirHandle {

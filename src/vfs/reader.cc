@@ -191,6 +191,12 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     if (random && h->layout && h->entered.size() >= kLoadingAllMin &&
         h->entered.size() * kLoadingAllFraction >= h->layout->tensors.size()) {
       random = false;
+      if (!h->loading_all) {
+        h->loading_all = true;
+        LOG_INFO("vfs: inode {} handle {} is loading the whole file out of order ({} of {} "
+                 "tensors entered at random): whole blocks from now on",
+                 ino, fh, h->entered.size(), h->layout->tensors.size());
+      }
       if (opts_.disk_cache_enabled()) bulk_ahead_locked(*h, bulk);
     }
   }

@@ -10,7 +10,7 @@
 #
 # Environment: LATENCY_MS (proxy first-byte latency, 20), BW_MIB (proxy cap per connection,
 # MiB/s, 100; 0 = none), CASE_TIMEOUT (seconds per case, 1800), OBJBENCH_COUNT (64),
-# WARMUP_THREADS (8), BENCH_DIR (/var/tmp), KEEP_WORK=1 (keep the temp dir), REPEAT (3:
+# WARMUP_THREADS (16, the CLI default), BENCH_DIR (/var/tmp), KEEP_WORK=1 (keep the temp dir), REPEAT (3:
 # runs of the warm disk cache case and of a local baseline beside it, in turns; the best
 # of each counts: the local disk's speed swings from run to run),
 # ONLY="lazy shuffle ..." (run just these loaders, on the local directory and cold on
@@ -203,7 +203,7 @@ if [ -n "$ONLY" ]; then
   :
 elif $HAVE_WARMUP && $HAVE_CACHE_DIR; then
   sluice_fresh; proxy_reset "$PPORT"; t0=$(now)
-  if timeout "$CASE_TIMEOUT" "$SLUICE" warmup "$SMNT/model" -p "${WARMUP_THREADS:-8}" >"$WORK/warmup.out" 2>&1; then
+  if timeout "$CASE_TIMEOUT" "$SLUICE" warmup "$SMNT/model" -p "${WARMUP_THREADS:-16}" >"$WORK/warmup.out" 2>&1; then
     bytes=$(cat "$LOCAL"/*.safetensors | wc -c)
     record "sluice warmup (prefetch)" "" "{\"bytes_touched\":$bytes}" "$(proxy_get_bytes "$PPORT")" \
       "$(peak_rss_mib "$SPID")" "$(elapsed "$t0")"

@@ -69,6 +69,12 @@ class BlockCache {
     return get_or_load(key, loader);
   }
   virtual void put_memory(const std::string& key, std::string data) { put(key, std::move(data)); }
+  // get_or_load for warmup, whose point is the lower tiers: a block found only in memory
+  // is written to a disk tier too, and a full disk write queue is waited for instead of
+  // dropping the write.
+  virtual Result<Block> fill(const std::string& key, const Loader& loader) {
+    return get_or_load(key, loader);
+  }
   virtual void erase(const std::string& key) = 0;
   virtual CacheStats stats() const = 0;
 };

@@ -17,6 +17,7 @@ TieredCache::~TieredCache() {
     stop_ = true;
   }
   qcv_.notify_all();
+  idle_cv_.notify_all();
   writer_.join();
 }
 
@@ -33,12 +34,31 @@ Result<Block> TieredCache::get_or_load(const std::string& key, const Loader& loa
   return r;
 }
 
+Result<Block> TieredCache::fill(const std::string& key, const Loader& loader) {
+  bool from_store = false;
+  Result<Block> r = mem_.get_or_load(key, [&]() -> Result<std::string> {
+    if (auto data = disk_->get(key)) return std::move(*data);
+    Result<std::string> data = loader();
+    from_store = data.ok();
+    return data;
+  });
+  if (!r.ok()) return r;
+  // Loaded here, or found in memory only (a reader's load whose disk write was dropped,
+  // or is still queued: then it is not queued twice).
+  if (from_store || !on_disk_or_queued(key)) enqueue(key, *r, /*wait=*/true);
+  return r;
+}
+
 Block TieredCache::peek(const std::string& key) { return mem_.peek(key); }
 
 bool TieredCache::contains(const std::string& key) {
-  if (mem_.contains(key)) return true;
+  return mem_.contains(key) || on_disk_or_queued(key);
+}
+
+bool TieredCache::on_disk_or_queued(const std::string& key) {
   {
     std::lock_guard lk(qmu_);
+    if (writing_ == key) return true;
     for (const auto& [k, b] : queue_) {
       if (k == key) return true;
     }
@@ -104,10 +124,12 @@ void TieredCache::drain() {
   idle_cv_.wait(lk, [&] { return queue_.empty() && !busy_; });
 }
 
-void TieredCache::enqueue(const std::string& key, Block block) {
+void TieredCache::enqueue(const std::string& key, Block block, bool wait) {
   {
-    std::lock_guard lk(qmu_);
-    if (pending_bytes_ + block->size() > opts_.max_pending_bytes) {
+    std::unique_lock lk(qmu_);
+    auto room = [&] { return pending_bytes_ + block->size() <= opts_.max_pending_bytes; };
+    if (wait) idle_cv_.wait(lk, [&] { return stop_ || room() || (queue_.empty() && !busy_); });
+    if (stop_ || (!wait && !room())) {
       dropped_++;
       return;
     }

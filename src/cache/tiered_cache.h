@@ -45,6 +45,7 @@ class TieredCache : public BlockCache {
   void put(const std::string& key, std::string data) override;
   Result<Block> get_or_load_memory(const std::string& key, const Loader& loader) override;
   void put_memory(const std::string& key, std::string data) override;
+  Result<Block> fill(const std::string& key, const Loader& loader) override;
   void erase(const std::string& key) override;
   CacheStats stats() const override;
 
@@ -53,8 +54,11 @@ class TieredCache : public BlockCache {
   void drain();
 
  private:
-  void enqueue(const std::string& key, Block block);
+  // Queues block for the disk writer; dropped (and counted) when the queue is full, or
+  // with wait, once there is room (a block larger than the queue waits until it is empty).
+  void enqueue(const std::string& key, Block block, bool wait = false);
   void writer_loop();
+  bool on_disk_or_queued(const std::string& key);
 
   const TieredCacheOptions opts_;
   MemoryCache mem_;

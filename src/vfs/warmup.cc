@@ -80,7 +80,7 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
       Status st;
       switch (mode) {
         case WarmupMode::kFill: {
-          auto r = cache_->get_or_load(b.key, [&] { return fetch_block(b.key, b.len); });
+          auto r = cache_->fill(b.key, [&] { return fetch_block(b.key, b.len); });
           st = r.status();
           break;
         }

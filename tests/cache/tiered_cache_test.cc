@@ -187,6 +187,58 @@ TEST_F(TieredCacheTest, FullQueueDropsDiskWritesNotReads) {
   EXPECT_EQ(c->stats().disk_dropped, 1u);
 }
 
+TEST_F(TieredCacheTest, FillWaitsForTheQueueAndWritesBlocksHeldOnlyInMemory) {
+  TieredCacheOptions o;
+  o.max_pending_bytes = 1500;  // one 1000-byte block at a time
+  auto c = make(o);
+  // A reader's load whose disk write is dropped: the block is in memory only.
+  std::atomic<int> loads{0};
+  auto loader = [&](char ch) {
+    return [&loads, ch] {
+      loads++;
+      return Result<std::string>(std::string(1000, ch));
+    };
+  };
+  std::latch start(kThreads);
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kThreads; i++) {
+    ts.emplace_back([&, i] {
+      start.arrive_and_wait();
+      ASSERT_TRUE(c->get_or_load("r" + std::to_string(i), loader('r')).ok());
+    });
+  }
+  for (auto& t : ts) t.join();
+  c->drain();
+  const uint64_t dropped = c->stats().disk_dropped;
+  // Warmup's fills of the same keys and of new ones, from as many threads: nothing is
+  // dropped, the blocks held in memory are not loaded again, and all end up on disk.
+  std::latch start2(kThreads);
+  ts.clear();
+  for (int i = 0; i < kThreads; i++) {
+    ts.emplace_back([&, i] {
+      start2.arrive_and_wait();
+      ASSERT_TRUE(c->fill("r" + std::to_string(i), loader('r')).ok());
+      ASSERT_TRUE(c->fill("f" + std::to_string(i), loader('f')).ok());
+    });
+  }
+  for (auto& t : ts) t.join();
+  c->drain();
+  EXPECT_EQ(c->stats().disk_dropped, dropped);
+  EXPECT_EQ(loads.load(), 2 * kThreads);
+  for (int i = 0; i < kThreads; i++) {
+    EXPECT_EQ(c->disk().get("r" + std::to_string(i)), std::string(1000, 'r')) << i;
+    EXPECT_EQ(c->disk().get("f" + std::to_string(i)), std::string(1000, 'f')) << i;
+  }
+  // A block larger than the whole queue waits until it is empty, then goes.
+  TieredCacheOptions tiny;
+  tiny.max_pending_bytes = 100;
+  auto t = make(tiny, root_ + "/t");
+  ASSERT_TRUE(t->fill("big", loader('b')).ok());
+  t->drain();
+  EXPECT_TRUE(t->disk().contains("big"));
+  EXPECT_EQ(t->stats().disk_dropped, 0u);
+}
+
 TEST_F(TieredCacheTest, CorruptDiskCopyIsReloadedFromTheStore) {
   {
     auto c = make();

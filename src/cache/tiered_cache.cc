@@ -21,14 +21,18 @@ TieredCache::~TieredCache() {
   writer_.join();
 }
 
-Result<Block> TieredCache::get_or_load(const std::string& key, const Loader& loader) {
-  bool from_store = false;
-  Result<Block> r = mem_.get_or_load(key, [&]() -> Result<std::string> {
+Result<Block> TieredCache::load(const std::string& key, const Loader& loader, bool* from_store) {
+  return mem_.get_or_load(key, [&]() -> Result<std::string> {
     if (auto data = disk_->get(key)) return std::move(*data);
     Result<std::string> data = loader();
-    from_store = data.ok();
+    *from_store = data.ok();
     return data;
   });
+}
+
+Result<Block> TieredCache::get_or_load(const std::string& key, const Loader& loader) {
+  bool from_store = false;
+  Result<Block> r = load(key, loader, &from_store);
   // Only the caller whose loader ran sees from_store: the block is queued once.
   if (r.ok() && from_store) enqueue(key, *r);
   return r;
@@ -36,12 +40,7 @@ Result<Block> TieredCache::get_or_load(const std::string& key, const Loader& loa
 
 Result<Block> TieredCache::fill(const std::string& key, const Loader& loader) {
   bool from_store = false;
-  Result<Block> r = mem_.get_or_load(key, [&]() -> Result<std::string> {
-    if (auto data = disk_->get(key)) return std::move(*data);
-    Result<std::string> data = loader();
-    from_store = data.ok();
-    return data;
-  });
+  Result<Block> r = load(key, loader, &from_store);
   if (!r.ok()) return r;
   // Loaded here, or found in memory only (a reader's load whose disk write was dropped,
   // or is still queued: then it is not queued twice).

@@ -59,6 +59,8 @@ class TieredCache : public BlockCache {
   void enqueue(const std::string& key, Block block, bool wait = false);
   void writer_loop();
   bool on_disk_or_queued(const std::string& key);
+  // The memory tier's get_or_load, filled from disk, else from loader (then *from_store).
+  Result<Block> load(const std::string& key, const Loader& loader, bool* from_store);
 
   const TieredCacheOptions opts_;
   MemoryCache mem_;

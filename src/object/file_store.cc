@@ -174,37 +174,27 @@ class FileStore : public Store {
   }
 
   Result<std::string> get(const std::string& key, uint64_t off, int64_t len) override {
-    RETURN_IF_ERROR(check_file_key(key));
-    const std::string path = path_of(key);
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) return missing_or_error("open", key, path, errno);
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return errno_status("stat", path, errno);
-    if (!S_ISREG(st.st_mode)) return not_found(key);
-    uint64_t size = static_cast<uint64_t>(st.st_size);
-    if (off >= size) return std::string();
-    uint64_t n = size - off;
-    if (len >= 0) n = std::min(n, static_cast<uint64_t>(len));
-    std::string out;
-    RETURN_IF_ERROR(read_at(fd.get(), path, off, n, out));
-    return out;
+    return read_object<std::string>(
+        key, [&](int fd, const std::string& path, uint64_t size) -> Result<std::string> {
+          if (off >= size) return std::string();
+          uint64_t n = size - off;
+          if (len >= 0) n = std::min(n, static_cast<uint64_t>(len));
+          std::string out;
+          RETURN_IF_ERROR(read_at(fd, path, off, n, out));
+          return out;
+        });
   }
 
   // Reads head and body with one pread each, straight into the two strings.
   Result<SplitObject> get_split(const std::string& key, size_t head_len) override {
-    RETURN_IF_ERROR(check_file_key(key));
-    const std::string path = path_of(key);
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) return missing_or_error("open", key, path, errno);
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return errno_status("stat", path, errno);
-    if (!S_ISREG(st.st_mode)) return not_found(key);
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
-    const uint64_t h = std::min<uint64_t>(head_len, size);
-    SplitObject out;
-    RETURN_IF_ERROR(read_at(fd.get(), path, 0, h, out.head));
-    if (out.head.size() == h) RETURN_IF_ERROR(read_at(fd.get(), path, h, size - h, out.body));
-    return out;
+    return read_object<SplitObject>(
+        key, [&](int fd, const std::string& path, uint64_t size) -> Result<SplitObject> {
+          const uint64_t h = std::min<uint64_t>(head_len, size);
+          SplitObject out;
+          RETURN_IF_ERROR(read_at(fd, path, 0, h, out.head));
+          if (out.head.size() == h) RETURN_IF_ERROR(read_at(fd, path, h, size - h, out.body));
+          return out;
+        });
   }
 
   Result<ObjectInfo> head(const std::string& key) override {
@@ -245,6 +235,19 @@ class FileStore : public Store {
   std::string describe() const override { return "file://" + root_; }
 
  private:
+  // Opens key's regular file and returns read(fd, path, size).
+  template <class T, class Read>
+  Result<T> read_object(const std::string& key, Read read) {
+    RETURN_IF_ERROR(check_file_key(key));
+    const std::string path = path_of(key);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return missing_or_error("open", key, path, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return errno_status("stat", path, errno);
+    if (!S_ISREG(st.st_mode)) return not_found(key);
+    return read(fd.get(), path, static_cast<uint64_t>(st.st_size));
+  }
+
   std::string path_of(const std::string& key) const { return root_ + "/" + key; }
 
   Status check_file_key(const std::string& key) const {

@@ -288,20 +288,30 @@ std::string old_format_block(std::string_view raw) {
   return out;
 }
 
+// A random 1 MiB block, the same sealed with a new key, and compressible data.
+struct OtherBlocks {
+  std::string raw = random_bytes(1 << 20, 4);
+  uint32_t len = static_cast<uint32_t>(raw.size());
+  std::string text = compressible_bytes(1 << 20);
+  Result<std::shared_ptr<const BlockCipher>> cipher = BlockCipher::generate();
+  Result<std::string> sealed = cipher.ok()
+                                   ? encode_block(raw, Compression::kNone, cipher->get(), kKey)
+                                   : Result<std::string>(cipher.status());
+};
+
 TEST(BlockTable, OldCompressedAndEncryptedBlocksAreNotRangeable) {
-  const std::string raw = random_bytes(1 << 20, 4);
-  const auto len = static_cast<uint32_t>(raw.size());
-  const std::string text = compressible_bytes(1 << 20);
-  auto cipher = BlockCipher::generate();
-  ASSERT_TRUE(cipher.ok());
-  auto sealed = encode_block(raw, Compression::kNone, cipher->get(), kKey);
-  ASSERT_TRUE(sealed.ok());
+  OtherBlocks o;
+  ASSERT_TRUE(o.sealed.ok()) << o.sealed.status().ToString();
+  const std::string& raw = o.raw;
+  const uint32_t len = o.len;
+  const std::string& text = o.text;
+  const std::string& sealed_block = *o.sealed;
   const std::string old = old_format_block(raw);
   const std::pair<std::string, std::string> cases[] = {
       {"old format", old},
       {"lz4", encode_block(text, Compression::kLz4)},
       {"zstd", encode_block(text, Compression::kZstd)},
-      {"encrypted", *sealed}};
+      {"encrypted", sealed_block}};
   for (const auto& [what, stored] : cases) {
     auto t = decode_block_table(stored.substr(0, block_table_end(len)), kKey, len);
     EXPECT_EQ(t.status().code(), Code::kNotSupported) << what << ": " << t.status().ToString();
@@ -365,13 +375,12 @@ TEST(BlockSplit, ATabledBlockComesBackAsTheBodyItselfVerified) {
 }
 
 TEST(BlockSplit, OtherBlocksAndOtherSplitsDecodeWhole) {
-  const std::string raw = random_bytes(1 << 20, 4);
-  const auto len = static_cast<uint32_t>(raw.size());
-  const std::string text = compressible_bytes(1 << 20);
-  auto cipher = BlockCipher::generate();
-  ASSERT_TRUE(cipher.ok());
-  auto sealed = encode_block(raw, Compression::kNone, cipher->get(), kKey);
-  ASSERT_TRUE(sealed.ok());
+  OtherBlocks o;
+  ASSERT_TRUE(o.sealed.ok()) << o.sealed.status().ToString();
+  const std::string& raw = o.raw;
+  const uint32_t len = o.len;
+  const std::string& text = o.text;
+  const BlockCipher* cipher = o.cipher->get();
   const std::string tabled = encode_block(raw, Compression::kNone);
   struct Case {
     const char* what;
@@ -382,7 +391,7 @@ TEST(BlockSplit, OtherBlocksAndOtherSplitsDecodeWhole) {
   } cases[] = {{"old format", old_format_block(raw), raw, nullptr, block_table_end(len)},
                {"lz4", encode_block(text, Compression::kLz4), text, nullptr, block_table_end(len)},
                {"zstd", encode_block(text, Compression::kZstd), text, nullptr, 100},
-               {"encrypted", *sealed, raw, cipher->get(), block_table_end(len)},
+               {"encrypted", *o.sealed, raw, cipher, block_table_end(len)},
                {"tabled, split early", tabled, raw, nullptr, 10},
                {"tabled, split late", tabled, raw, nullptr, block_table_end(len) + 7}};
   for (const auto& c : cases) {
@@ -393,7 +402,7 @@ TEST(BlockSplit, OtherBlocksAndOtherSplitsDecodeWhole) {
   }
   // A plain tabled block read by an encrypted volume is refused, split or not.
   auto r = decode_block_split(tabled.substr(0, block_table_end(len)),
-                              tabled.substr(block_table_end(len)), kKey, cipher->get());
+                              tabled.substr(block_table_end(len)), kKey, cipher);
   EXPECT_EQ(r.status().code(), Code::kCorruption);
 }
 

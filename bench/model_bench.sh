@@ -10,6 +10,7 @@
 #
 # Environment: LATENCY_MS (proxy first-byte latency, 20), BW_MIB (proxy cap per connection,
 # MiB/s, 100; 0 = none), CASE_TIMEOUT (seconds per case, 1800), OBJBENCH_COUNT (64),
+# OBJBENCH_RUNS (3: the raw GET baseline is the best of these runs),
 # WARMUP_THREADS (16, the CLI default), BENCH_DIR (/var/tmp), KEEP_WORK=1 (keep the temp dir), REPEAT (3:
 # runs of the warm disk cache case and of a local baseline beside it, in turns; the best
 # of each counts: the local disk's speed swings from run to run),
@@ -139,12 +140,18 @@ for c in "${!FETCH[@]}"; do FETCH[$c]=""; done   # the local cases fetch nothing
 
 RAW_GBPS=0
 if [ -z "$ONLY" ]; then
-log "raw parallel GET through the proxy (sluice objbench)"
-"$SLUICE" objbench "s3+http://127.0.0.1:$PPORT/volume/objbench?access_key=S3RVER&secret_key=S3RVER" \
-  --threads 16 --count "${OBJBENCH_COUNT:-64}" --json >"$WORK/objbench.json"
-RAW_GBPS=$($PY -c 'import json,sys
+log "raw parallel GET through the proxy (sluice objbench, best of ${OBJBENCH_RUNS:-3})"
+# One run measures about a second of GETs, and it swung from 0.25 to 0.48 GB/s from run
+# to run here: the best of a few is the baseline (the strictest for Sluice).
+for ((i = 0; i < ${OBJBENCH_RUNS:-3}; i++)); do
+  "$SLUICE" objbench "s3+http://127.0.0.1:$PPORT/volume/objbench?access_key=S3RVER&secret_key=S3RVER" \
+    --threads 16 --count "${OBJBENCH_COUNT:-64}" --json >"$WORK/objbench.json"
+  g=$($PY -c 'import json,sys
 r=[r for r in json.load(open(sys.argv[1]))["results"] if r["operation"]=="get" and r["object_size"]==4<<20][0]
 print("%.3f" % (r["mib_per_s"] * 1048576 / 1e9))' "$WORK/objbench.json")
+  log "  objbench run $((i + 1)): $g GB/s"
+  RAW_GBPS=$(awk -v a="$RAW_GBPS" -v b="$g" 'BEGIN { print (b > a ? b : a) }')
+done
 
 log "download then load (aws s3 cp --recursive through the proxy)"
 drop_caches; proxy_reset "$PPORT"; rm -rf "$WORK/dl"
@@ -242,7 +249,7 @@ unmount "$SMNT"
 # ---- the table -------------------------------------------------------------------------
 echo
 echo "model: $SIZE_MIB MiB, $(ls "$LOCAL"/*.safetensors | wc -l) shards; proxy ${LATENCY_MS} ms first byte," \
-  "${BW_MIB} MiB/s per connection; raw parallel GET (objbench, 16 threads, 4 MiB): $RAW_GBPS GB/s"
+  "${BW_MIB} MiB/s per connection; raw parallel GET (objbench, 16 threads, 4 MiB, best of ${OBJBENCH_RUNS:-3}): $RAW_GBPS GB/s"
 # row CASE SECONDS GB/S BASELINE BASE_GB/S RATIO FETCHED/TOUCHED PEAK_MIB [NOTE]; MARKDOWN=1: a table row
 row() {
   if [ "${MARKDOWN:-0}" = 1 ]; then

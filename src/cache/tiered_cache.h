@@ -7,6 +7,8 @@
 // would overflow it is dropped and counted), so a reader never waits for a cache write.
 // put() (blocks written by this client) does the same when cache_writes is set.
 // get_or_load_memory() and put_memory() use the memory tier alone (partial blocks).
+// fill() (warmup) waits for room in the queue instead of dropping, and also queues a block
+// it finds only in memory.
 //
 // peek() looks at memory only (prefetch uses it to skip blocks already in memory; a
 // prefetch of a block on disk lifts it into memory). contains() and erase() cover both

@@ -65,6 +65,7 @@ struct MountArgs {
   int prefetch = 8;  // blocks fetched in parallel ahead of a stream (VfsOptions::readahead_blocks)
   std::string tensor_prefetch = "256M";
   uint64_t tensor_prefetch_bytes = 0;
+  int get_parts = 4;  // VfsOptions::block_get_parts
   std::string inject_faults;  // testing: a FaultStore spec
   std::string metrics_addr;   // --metrics: serve Prometheus metrics here
   std::string rsa_key;        // PEM path of an encrypted volume's RSA key
@@ -133,6 +134,7 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   vo.readahead_blocks = a.prefetch;
   vo.download_threads = std::max(vo.download_threads, a.prefetch);
   vo.tensor_prefetch_bytes = a.tensor_prefetch_bytes;
+  vo.block_get_parts = a.get_parts;
   vo.cipher = a.cipher;
   vfs::Vfs vfs(meta, store, vo);
 
@@ -183,11 +185,11 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   const vfs::VfsStats& st = vfs.stats();
   LOG_INFO("read path: object_gets {} object_get_bytes {} prefetch_issued {} prefetch_hits {} "
            "prefetch_wasted {} prefetch_over_budget {} tensor_prefetches {} "
-           "safetensors_parsed {} ranged_gets {} ranged_get_bytes {}",
+           "safetensors_parsed {} ranged_gets {} ranged_get_bytes {} parted_fetches {} part_gets {}",
            st.object_gets.load(), st.object_get_bytes.load(), st.prefetch_issued.load(),
            st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
            st.tensor_prefetches.load(), st.safetensors_parsed.load(), st.ranged_gets.load(),
-           st.ranged_get_bytes.load());
+           st.ranged_get_bytes.load(), st.parted_fetches.load(), st.part_gets.load());
   const cache::CacheStats cs = vfs.block_cache().stats();
   LOG_INFO("block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
            "disk_written_blocks {} disk_dropped {} disk_corrupt {}",
@@ -517,6 +519,14 @@ Command add_mount(CLI::App& app) {
   sub->add_option("--tensor-prefetch", a->tensor_prefetch,
                   "In a safetensors file, a read inside a tensor prefetches up to this much "
                   "of the rest of the tensor; 0 disables it")
+      ->capture_default_str();
+  sub->add_option("--get-parts", a->get_parts,
+                  "A block a reader is waiting for (a random read, or the rest of the "
+                  "tensor a loader is in) is fetched as this many ranged GETs in parallel, "
+                  "each at least 512K, so one connection's bandwidth does not bound the "
+                  "wait; readahead of sequential streams keeps one GET per block. Volumes "
+                  "with compression or encryption always use one. 1 disables it")
+      ->check(CLI::Range(1, 16))
       ->capture_default_str();
   sub->add_option("--max-threads", a->max_threads, "Most threads serving FUSE requests")
       ->check(CLI::Range(1, 1024))

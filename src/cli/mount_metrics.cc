@@ -63,6 +63,10 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
       "object store GETs of part of a block (a header and sub-block table, or sub-blocks)",
       s.ranged_gets.load());
     c("sluice_ranged_get_bytes_total", "bytes fetched by ranged GETs", s.ranged_get_bytes.load());
+    c("sluice_parted_fetches_total",
+      "fetches of a block or of its sub-blocks made as parallel ranged GETs (--get-parts)",
+      s.parted_fetches.load());
+    c("sluice_part_gets_total", "ranged GETs of those blocks", s.part_gets.load());
     const cache::CacheStats cs = vfs.block_cache().stats();
     c("sluice_cache_hits_total", "block reads served by the block cache", cs.hits);
     c("sluice_cache_misses_total", "block reads the block cache had to load", cs.misses);

@@ -124,6 +124,7 @@ Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const B
 struct Prefetch {
   BlockRef block;
   uint64_t lo = 0, hi = 0;
+  bool urgent = false;  // a reader is about to need it: fetched in parts
 };
 
 // The bytes of one block a read copies from: the whole block, or (ranged read) its

@@ -261,9 +261,22 @@ Result<std::string> Vfs::fetch_range(const std::string& key, uint32_t len, uint3
     // the data.
     std::future<void> table_fetch;
     TableFuture table = table_of(key, len, table_fetch);
-    stats_.object_gets++;
-    stats_.ranged_gets++;
-    auto data = store_->get(key, off, static_cast<int64_t>(n));
+    // A long range is fetched in parallel parts of whole sub-blocks.
+    const uint64_t parts = static_cast<uint64_t>(part_count(n));
+    const uint64_t per = (n / parts + kSub - 1) / kSub * kSub;
+    std::vector<std::pair<uint64_t, int64_t>> ranges;
+    for (uint64_t at = 0; at < n; at += per) {
+      ranges.emplace_back(off + at, static_cast<int64_t>(std::min(per, n - at)));
+    }
+    stats_.ranged_gets += ranges.size();
+    auto data = [&]() -> Result<std::string> {
+      ASSIGN_OR_RETURN(std::vector<std::string> got, get_ranges(key, ranges));
+      if (got.size() == 1) return std::move(got[0]);
+      std::string joined;
+      joined.reserve(n);
+      for (const std::string& g : got) joined += g;
+      return joined;
+    }();
     const TableResult& t = table.get();
     if (!t.ok() && (t.status().is(Code::kNotSupported) || t.status().is(Code::kIO))) {
       return t.status();
@@ -273,7 +286,6 @@ Result<std::string> Vfs::fetch_range(const std::string& key, uint32_t len, uint3
       LOG_WARN("vfs: get {} [{}, +{}): {}", key, off, n, data.status().ToString());
       return Status(Code::kIO, "reading " + key + ": " + data.status().message());
     }
-    stats_.object_get_bytes += data->size();
     stats_.ranged_get_bytes += data->size();
     Status err = t.ok() ? object::verify_block_range(**t, a, *data, key) : t.status();
     if (err.ok()) return data;

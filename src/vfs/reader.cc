@@ -18,6 +18,12 @@
 // running are bounded (prefetch_budget_blocks); duplicate GETs are avoided by the
 // cache's single-flight loads.
 //
+// Parted fetches: a block a reader waits for (a demand read, or tensor prefetch) on a
+// volume without compression or encryption is fetched as block_get_parts ranged GETs in
+// parallel, on the parts_ pool, then joined and decoded as one GET's object would be;
+// readahead keeps one GET per block. A read-around that enters a tensor prefetches it
+// through the end of the kernel window holding the tensor's end (tensor_ahead_locked).
+//
 // Ranged reads (ranged.cc): on a volume without compression or encryption, a random read
 // (no stream on its handle) of a block not cached fetches only the 64 KiB sub-blocks it
 // needs when they are at most half the block, and tensor prefetch fetches only the
@@ -98,6 +104,17 @@ struct Piece {
 // at least kLoadingAllMin of them, is taken to be loading the whole file.
 constexpr size_t kLoadingAllFraction = 5;
 constexpr size_t kLoadingAllMin = 8;
+
+// The byte of a read that a loader most likely faulted on. A page fault's read is the
+// kernel's read-around, centred on the faulting page, so it starts up to half its length
+// before that page, often in the tensor before. The page in the middle is the faulted
+// one; a loader faults on a tensor's first byte, which lies anywhere in that page (tensors
+// are not page aligned), so the page's last byte is in the faulted tensor unless that
+// tensor is smaller than a page.
+constexpr uint64_t kPage = 4096;
+uint64_t fault_probe(uint64_t off, uint64_t len) {
+  return off + std::min(len / 2 / kPage * kPage + kPage - 1, len - 1);
+}
 
 // Holes are replied from this buffer, as many times as they need.
 constexpr size_t kZerosSize = 128 << 10;
@@ -185,7 +202,7 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     // trip each, so it gets whole blocks, and with a disk cache to hold them the rest of
     // the file is fetched ahead in file order, in parallel, within the prefetch budget.
     if (h->layout && !h->streaming) {  // a random entry: which tensor it went into
-      const TensorRange* t = h->layout->find(off + n / 2);
+      const TensorRange* t = h->layout->find(fault_probe(off, n));
       if (t != nullptr) h->entered.insert(static_cast<size_t>(t - h->layout->tensors.data()));
     }
     if (random && h->layout && h->entered.size() >= kLoadingAllMin &&
@@ -430,10 +447,10 @@ Result<cache::Block> Vfs::load_block(const BlockRef& b) {
     std::lock_guard lk(prefetched_mu_);
     if (prefetched_.erase(key) > 0) stats_.prefetch_hits++;
   }
-  return cache_->get_or_load(key, [&] { return fetch_block(key, len); });
+  return cache_->get_or_load(key, [&] { return fetch_block(key, len, opts_.block_get_parts); });
 }
 
-void Vfs::prefetch_block(const BlockRef& b) {
+void Vfs::prefetch_block(const BlockRef& b, bool urgent) {
   auto loc = locate(meta_->format(), b);
   if (!loc.ok() || cache_->peek(loc->first)) return;  // a bad layout is reported by read
   const auto& [key, len] = *loc;
@@ -464,7 +481,7 @@ void Vfs::prefetch_block(const BlockRef& b) {
   bool fetched = false;
   auto r = cache_->get_or_load(key, [&] {
     fetched = true;
-    return fetch_block(key, len);
+    return fetch_block(key, len, urgent ? opts_.block_get_parts : 1);
   });
   if (r.ok() && fetched) {
     stats_.prefetch_issued++;
@@ -487,7 +504,7 @@ void Vfs::submit_prefetch(std::vector<Prefetch> items) {
     prefetch_queued_++;
     downloads_->submit([this, p] {
       if (p.hi == 0) {
-        prefetch_block(p.block);
+        prefetch_block(p.block, p.urgent);
       } else {
         prefetch_range(p);
       }
@@ -564,9 +581,8 @@ uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
                                   std::vector<Prefetch>& out) {
   if (opts_.tensor_prefetch_bytes == 0) return 0;
   if (!h.layout) return 0;
-  // The tensor under the middle of the read: a page fault's read starts up to half the
-  // kernel's read-around before the faulting page, often in the tensor before.
-  const TensorRange* t = h.layout->find(off + len / 2);
+  // The tensor of the faulting byte (see fault_probe).
+  const TensorRange* t = h.layout->find(fault_probe(off, len));
   if (t == nullptr) t = h.layout->find(off);
   if (t == nullptr) return 0;
   // A stream that entered a tensor at random and ran past it (the kernel reading ahead
@@ -578,7 +594,14 @@ uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
   // with the tensor's part of it (see read_pieces).
   auto round_up = [bs](uint64_t x) { return (x + bs - 1) / bs * bs; };
   uint64_t& done = h.tensor_prefetched[static_cast<size_t>(t - h.layout->tensors.data())];
-  const uint64_t target = std::min({t->end, off + cap, h.size});
+  uint64_t target = std::min({t->end, off + cap, h.size});
+  // A read that starts before the tensor is a page fault's read-around. The kernel reads
+  // on in windows of its length as the loader moves through the tensor, and reads the
+  // window holding the tensor's end whole: that window is prefetched too, so the loader
+  // does not wait a round trip for the bytes past the tensor at its end.
+  if (off < t->begin && target == t->end && len > 0) {
+    target = std::min(h.size, off + (target - off + len - 1) / len * len);
+  }
   // A tensor longer than cap moves on in steps of a quarter of cap.
   const uint64_t from = std::max(round_up(std::min(off + len, target)), done);
   if (from >= target || (target < t->end && target - done < cap / 4)) return target;
@@ -603,7 +626,7 @@ uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
         if (out.size() > first_new && out.back().block == r) {
           out.back().hi = std::max<uint64_t>(out.back().hi, boff + n);
         } else {
-          out.push_back({r, boff, boff + n});
+          out.push_back({r, boff, boff + n, /*urgent=*/true});
         }
       });
   for (size_t i = first_new; i < out.size(); i++) {
@@ -669,20 +692,88 @@ bool Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const cha
   return parsed;
 }
 
-Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len) {
+int Vfs::part_count(uint64_t bytes) const {
+  // Parts of at least this size: below it a GET's first-byte latency outweighs its
+  // transfer, and splitting only adds requests.
+  constexpr uint64_t kMinPart = 512 << 10;
+  if (!parts_) return 1;
+  return static_cast<int>(std::clamp<uint64_t>(bytes / kMinPart, 1, opts_.block_get_parts));
+}
+
+Result<std::vector<std::string>> Vfs::get_ranges(
+    const std::string& key, const std::vector<std::pair<uint64_t, int64_t>>& ranges) {
+  std::vector<Result<std::string>> got(ranges.size(), Status(Code::kIO, "not fetched"));
+  auto fetch = [&](size_t i) { got[i] = store_->get(key, ranges[i].first, ranges[i].second); };
+  if (ranges.size() > 1) {
+    TaskGroup group(*parts_);
+    for (size_t i = 1; i < ranges.size(); i++) group.run([&fetch, i] { fetch(i); });
+    fetch(0);
+  } else if (!ranges.empty()) {
+    fetch(0);
+  }
+  stats_.object_gets += ranges.size();
+  if (ranges.size() > 1) {
+    stats_.parted_fetches++;
+    stats_.part_gets += ranges.size();
+  }
+  std::vector<std::string> out;
+  out.reserve(ranges.size());
+  for (auto& r : got) {
+    if (!r.ok()) return r.status();
+    stats_.object_get_bytes += r->size();
+    out.push_back(std::move(r).value());
+  }
+  return out;
+}
+
+Result<object::SplitObject> Vfs::get_parts(const std::string& key, uint32_t len, int parts) {
+  // Block data split into parts of whole sub-blocks; the first GET also takes the header
+  // and table, the last runs to the object's end (a block written without a table is
+  // shorter by its table).
+  const uint64_t table_end = object::block_table_end(len);
+  const uint64_t per = (uint64_t(len) / parts + object::kSubBlockSize - 1) /
+                       object::kSubBlockSize * object::kSubBlockSize;
+  const uint64_t n = (len + per - 1) / per;
+  std::vector<std::pair<uint64_t, int64_t>> ranges;
+  for (uint64_t i = 0; i < n; i++) {
+    const uint64_t from = i == 0 ? 0 : table_end + i * per;
+    ranges.emplace_back(from, i == n - 1 ? -1 : static_cast<int64_t>(table_end + (i + 1) * per - from));
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> got, get_ranges(key, ranges));
+  object::SplitObject obj;
+  std::string& first = got[0];
+  if (first.size() < table_end) {  // too short to be a block with a table: decoded whole
+    obj.head = std::move(first);
+  } else {
+    obj.head = first.substr(0, table_end);
+    obj.body.reserve(len);
+    obj.body.append(first, table_end);
+  }
+  for (size_t i = 1; i < got.size(); i++) (obj.head.size() < table_end ? obj.head : obj.body) += got[i];
+  return obj;
+}
+
+Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len, int parts) {
+  // Parts only where every block is plain (its data at known offsets).
+  if (!rangeable_) parts = 1;
+  parts = std::min(parts, part_count(len));
   // A block that fails verification may have been damaged in transfer (a truncated
-  // body): it is fetched again before the read fails.
+  // body): it is fetched again, whole, before the read fails.
   constexpr int kAttempts = 3;
   for (int attempt = 1;; attempt++) {
-    stats_.object_gets++;
-    // Split after the header and sub-block table: the rest is kept as the block, uncopied.
-    auto stored = store_->get_split(key, object::block_table_end(len));
+    auto stored = [&]() -> Result<object::SplitObject> {
+      if (parts > 1 && attempt == 1) return get_parts(key, len, parts);
+      stats_.object_gets++;
+      // Split after the header and sub-block table: the rest is kept as the block, uncopied.
+      auto r = store_->get_split(key, object::block_table_end(len));
+      if (r.ok()) stats_.object_get_bytes += r->head.size() + r->body.size();
+      return r;
+    }();
     if (!stored.ok()) {
       stats_.object_errors++;
       LOG_WARN("vfs: get {}: {}", key, stored.status().ToString());
       return Status(Code::kIO, "reading " + key + ": " + stored.status().message());
     }
-    stats_.object_get_bytes += stored->head.size() + stored->body.size();
     auto raw = object::decode_block_split(stored->head, std::move(stored->body), key,
                                           opts_.cipher.get());
     if (raw.ok() && raw->size() == len) return raw;

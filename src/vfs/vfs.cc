@@ -59,7 +59,11 @@ Vfs::Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store,
       opts_(opts),
       cache_(make_block_cache(opts)),
       uploads_(std::make_unique<ThreadPool>(std::max(1, opts.upload_threads))),
-      downloads_(std::make_unique<ThreadPool>(std::max(1, opts.download_threads))) {
+      downloads_(std::make_unique<ThreadPool>(std::max(1, opts.download_threads))),
+      parts_(opts.block_get_parts > 1
+                 ? std::make_unique<ThreadPool>(std::max(1, opts.download_threads) *
+                                                (opts.block_get_parts - 1))
+                 : nullptr) {
   const meta::Format& fmt = meta_->format();
   auto c = object::parse_compression(fmt.compression);
   if (c.ok()) {
@@ -86,6 +90,7 @@ Vfs::~Vfs() {
   if (!st.ok()) LOG_WARN("vfs: stop: {}", st.ToString());
   // Drain the pools first: their tasks use the cache, the store and the stats.
   downloads_.reset();
+  parts_.reset();
   uploads_.reset();
 }
 

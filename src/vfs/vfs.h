@@ -56,6 +56,12 @@ struct VfsOptions {
   // Bound on blocks queued or in flight for prefetch, in bytes (also at most half the
   // memory cache), so prefetch cannot evict its own blocks or grow memory.
   uint64_t prefetch_budget_bytes = 256ull << 20;
+  // A block a reader waits for (a demand read, or the rest of a tensor a loader is in) is
+  // fetched as this many ranged GETs in parallel, on volumes without compression or
+  // encryption: one connection's bandwidth, not the store's, bounds a single GET, so a
+  // loader jumping between tensors waits for a quarter of a block's transfer, not all of
+  // it. Readahead of streams and of whole files keeps one GET per block. 1: off.
+  int block_get_parts = 4;
   int64_t flush_interval_ns = 5'000'000'000;  // buffered writes older than this are flushed
   int64_t heartbeat_interval_ns = 12'000'000'000;
   int64_t session_timeout_ns = 300'000'000'000;  // others' sessions older than this are stale
@@ -95,6 +101,9 @@ struct VfsStats {
   // table, or a run of its 64 KiB sub-blocks) and their bytes. They are counted in
   // object_gets and object_get_bytes too.
   std::atomic<uint64_t> ranged_gets{0}, ranged_get_bytes{0};
+  // Fetches (of a block, or of a run of its sub-blocks) made as parallel ranged GETs
+  // (VfsOptions::block_get_parts), and those GETs (counted in object_gets too).
+  std::atomic<uint64_t> parted_fetches{0}, part_gets{0};
 };
 
 // What Vfs::warmup does to each block: load it into the cache (from the store when
@@ -271,8 +280,20 @@ class Vfs {
   // random. 0 otherwise (no layout, or a stream from the header).
   uint64_t entered_tensor_end(const FileHandle& h) const;
   Result<cache::Block> load_block(const BlockRef& b);
-  void prefetch_block(const BlockRef& b);  // loads b into the cache unless cached
-  Result<std::string> fetch_block(const std::string& key, uint32_t len);
+  // Loads b into the cache unless cached; `urgent`: a reader is about to wait for it
+  // (fetched in parts).
+  void prefetch_block(const BlockRef& b, bool urgent = false);
+  // The block's data, fetched, decoded and verified (refetched up to 3 times). `parts` >
+  // 1 fetches it as that many ranged GETs in parallel where the volume's blocks allow.
+  Result<std::string> fetch_block(const std::string& key, uint32_t len, int parts = 1);
+  // One attempt of a parted fetch: the stored object of a plain block, in `parts` ranged
+  // GETs run in parallel, joined.
+  Result<object::SplitObject> get_parts(const std::string& key, uint32_t len, int parts);
+  // How many parts a fetch of `bytes` a reader waits for is split into (1: none).
+  int part_count(uint64_t bytes) const;
+  // Object ranges (offset, length; -1: to the end) of `key`, fetched in parallel.
+  Result<std::vector<std::string>> get_ranges(
+      const std::string& key, const std::vector<std::pair<uint64_t, int64_t>>& ranges);
   // Tensor-aware readahead: appends to `out` the blocks of the rest of the tensor under
   // the middle of the read, if h's file has a known safetensors layout (see
   // docs/read-path.md), from the block after the one under the read's end. Blocks the
@@ -327,6 +348,7 @@ class Vfs {
   std::unique_ptr<cache::BlockCache> cache_;
   std::unique_ptr<ThreadPool> uploads_;
   std::unique_ptr<ThreadPool> downloads_;
+  std::unique_ptr<ThreadPool> parts_;  // the ranged GETs of parted block fetches
   VfsStats stats_;
   Status init_error_;  // an unusable volume format, reported by start()
   object::Compression compression_ = object::Compression::kNone;

@@ -3,8 +3,9 @@
 // the table, concurrent misses share one fetch, sequential streams and reads of more
 // than half a block fetch whole blocks, a damaged sub-block is refetched then EIO, blocks
 // without a table and volumes with compression or encryption read whole, sub-blocks
-// never reach the disk cache, and tensor prefetch fetches only a small tensor's part of
-// its block. Every read's data is checked.
+// never reach the disk cache, tensor prefetch fetches only a small tensor's part of its
+// block and finds the faulted tensor of a read-around, and blocks and long ranges a
+// reader waits for come in parallel parts. Every read's data is checked.
 #include <filesystem>
 #include <latch>
 #include <thread>
@@ -51,9 +52,12 @@ class RangedTest : public VfsTest {
     ASSERT_NE(vfs_, nullptr);
   }
 
+  // One GET per fetch unless a test says otherwise: these tests count GETs of ranges
+  // (parted fetches have tests of their own, PartedTest below).
   VfsOptions opts() {
     VfsOptions o = test_options();
     o.cipher = cipher_;
+    o.block_get_parts = parts_;
     return o;
   }
   Ino put_file(const std::string& name, const std::string& data) {
@@ -109,6 +113,7 @@ class RangedTest : public VfsTest {
 
   std::string compression_ = "none";
   bool encrypted_ = false;
+  int parts_ = 1;
   std::shared_ptr<const object::BlockCipher> cipher_;
   std::shared_ptr<CountingStore> counting_;
 };
@@ -387,6 +392,143 @@ TEST_F(RangedTest, ALoaderGoingIntoManyTensorsOutOfOrderGetsWholeBlocks) {
     const auto [x, y] = r[i];
     EXPECT_EQ(read(*v, ino, fh, x, y - x), data.substr(x, y - x)) << "tensor " << i;
   }
+  EXPECT_OK(v->stop());
+}
+
+// A page fault's read-around starts half its length before the faulting page, in the
+// tensor before; the faulted tensor is the one holding the middle page's last byte. Its
+// rest, through the end of the kernel's read window holding its end, is fetched with the
+// read, here into the next block.
+TEST_F(RangedTest, AFaultsReadAroundPrefetchesTheFaultedTensorThroughItsLastWindow) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  // Tensor 1 begins just past 9 MiB (after the header), off a page boundary, and ends
+  // near the end of block 2.
+  const std::string data = safetensors_file({9 << 20, (26 << 20) / 10, 6 << 20}, r);
+  const Ino ino = put_file("model.safetensors", data);
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));  // the header
+  v->wait_prefetches();
+  const auto [t0, t1] = r[1];
+  ASSERT_NE(t0 % 4096, 0u);
+  ASSERT_EQ(t0 / kBig, 2u);
+  ASSERT_EQ(t1 / kBig, 2u);
+  // The read-around of a fault on t0: 1 MiB centred on its page, from inside tensor 0.
+  const uint64_t len = 1 << 20, off = t0 / 4096 * 4096 - len / 2;
+  // The kernel's windows go on from there; the one holding t1 reaches into block 3.
+  const uint64_t window_end = off + (t1 - off + len - 1) / len * len;
+  ASSERT_GT(window_end, 3 * kBig);
+  const auto before = counting_->gets()[key_of(2)];
+  EXPECT_EQ(read(*v, ino, open_ro(*v, ino), off, len), data.substr(off, len));
+  v->wait_prefetches();
+  // Block 2 from `off` on is most of it: one GET of it whole. Block 3 up to the window's
+  // end: its table and one range. Guessing tensor 0 (the middle page's first byte) would
+  // fetch the read's 1 MiB ranged and nothing of tensor 1 ahead; stopping at t1 would
+  // leave block 3 to the kernel's last window read.
+  EXPECT_EQ(counting_->gets()[key_of(2)], before + 1);
+  EXPECT_EQ(counting_->gets()[key_of(3)], 2);
+  EXPECT_EQ(counting_->bytes(key_of(3)),
+            kHead + (window_end - 3 * kBig + kSub - 1) / kSub * kSub);
+  // The loader moving through tensor 1 and the kernel reading its windows: no GET.
+  const auto gets = counting_->gets();
+  EXPECT_EQ(read(*v, ino, fh, off + len, window_end - off - len),
+            data.substr(off + len, window_end - off - len));
+  EXPECT_EQ(counting_->gets(), gets);
+  EXPECT_OK(v->stop());
+}
+
+// Parted fetches: a block a reader waits for, and a long range of one, come as parallel
+// ranged GETs; readahead of a stream keeps one GET per block.
+class PartedTest : public RangedTest {
+ public:
+  PartedTest() { parts_ = 4; }
+};
+
+TEST_F(PartedTest, ADemandReadOfAColdBlockIsFetchedInFourParts) {
+  const std::string data = pattern(3 * kBig, 21);
+  const Ino ino = put_file("f", data);
+  auto v = reader();
+  const uint64_t fh = open_ro(*v, ino);
+  // From the file's start: block 0 is read now (parts), block 1 is the stream's readahead.
+  EXPECT_EQ(read(*v, ino, fh, 0, 1 << 20), data.substr(0, 1 << 20));
+  v->wait_prefetches();
+  EXPECT_EQ(counting_->gets()[key_of(0)], 4);
+  EXPECT_EQ(counting_->bytes(key_of(0)), stored_size(key_of(0)));
+  EXPECT_EQ(counting_->gets()[key_of(1)], 1);
+  EXPECT_EQ(counting_->bytes(key_of(1)), stored_size(key_of(1)));
+  EXPECT_EQ(v->stats().parted_fetches.load(), 1u);
+  EXPECT_EQ(v->stats().part_gets.load(), 4u);
+  EXPECT_EQ(v->stats().ranged_gets.load(), 0u);
+  // A random read of most of block 2: whole, in parts.
+  const uint64_t a = 2 * kBig + 1000, an = 3 << 20;
+  EXPECT_EQ(read(*v, ino, open_ro(*v, ino), a, an), data.substr(a, an));
+  EXPECT_EQ(counting_->gets()[key_of(2)], 4);
+  EXPECT_EQ(counting_->bytes(key_of(2)), stored_size(key_of(2)));
+  // Every byte, from all three.
+  EXPECT_EQ(read(*v, ino, fh, 0, 3 * kBig), data);
+  EXPECT_EQ(v->stats().object_gets.load(), 9u);
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(PartedTest, ALongRangeIsFetchedInPartsOfWholeSubBlocks) {
+  const std::string data = pattern(4 * kBig, 22);
+  const Ino ino = put_file("f", data);
+  auto v = reader();
+  // 1.5 MiB (24 sub-blocks) of block 3 on a fresh handle (far enough from the start not
+  // to look like a stream): ranged, three 512 KiB parts, and the table.
+  const uint64_t b = 3 * kBig + 2 * kSub, bn = 3 << 19;
+  EXPECT_EQ(read(*v, ino, open_ro(*v, ino), b, bn), data.substr(b, bn));
+  EXPECT_EQ(counting_->gets()[key_of(3)], 4);
+  EXPECT_EQ(counting_->bytes(key_of(3)), kHead + bn);
+  EXPECT_EQ(v->stats().ranged_gets.load(), 4u);
+  EXPECT_EQ(v->stats().part_gets.load(), 3u);
+  // A small range is one GET.
+  const uint64_t c = 3 * kBig + (3 << 20) + 100;
+  EXPECT_EQ(read(*v, ino, open_ro(*v, ino), c, 5000), data.substr(c, 5000));
+  EXPECT_EQ(counting_->gets()[key_of(3)], 5);
+  EXPECT_EQ(v->stats().part_gets.load(), 3u);
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(PartedTest, ABlockWithoutATableStillReadsInParts) {
+  const std::string data = pattern(2 * kBig, 23);
+  const Ino ino = put_file("f", data);
+  const std::string key = key_of(1);
+  // Block 1 as written before tables existed: 512 bytes shorter than the parts assume.
+  const std::string raw = data.substr(kBig, kBig);
+  std::string old = "SLBK";
+  put_u8(old, 1);
+  put_u8(old, 0);
+  put_u16(old, 0);
+  put_u32(old, kBig);
+  put_u32(old, kBig);
+  put_u64(old, checksum64(raw));
+  put_u64(old, 0);
+  old += raw;
+  ASSERT_OK(store_->put(key, old));
+  auto v = reader();
+  const uint64_t a = kBig + 1000, an = 3 << 20;
+  EXPECT_EQ(read(*v, ino, open_ro(*v, ino), a, an), data.substr(a, an));
+  EXPECT_EQ(counting_->gets()[key], 4);
+  EXPECT_EQ(counting_->bytes(key), old.size());
+  EXPECT_OK(v->stop());
+}
+
+TEST_F(PartedTest, ADamagedPartedBlockIsFetchedAgainWholeThenEio) {
+  const std::string data = pattern(2 * kBig, 24);
+  const Ino ino = put_file("f", data);
+  const std::string key = key_of(1);
+  auto stored = store_->get(key);
+  ASSERT_OK(stored);
+  (*stored)[kHead + (3 << 20) + 7] ^= 0x01;  // in the last part
+  ASSERT_OK(store_->put(key, *stored));
+  auto v = reader();
+  std::string buf(3 << 20, '\0');
+  auto got = v->read(ctx_, ino, open_ro(*v, ino), kBig + 1000, buf.data(), buf.size());
+  ASSERT_FALSE(got.ok()) << "damaged data returned";
+  EXPECT_EQ(got.status().code(), Code::kCorruption) << got.status().ToString();
+  // Four parts, then the whole block twice more.
+  EXPECT_EQ(counting_->gets()[key], 6);
   EXPECT_OK(v->stop());
 }
 

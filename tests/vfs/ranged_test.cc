@@ -88,6 +88,18 @@ class RangedTest : public VfsTest {
     ADD_FAILURE() << "no block " << index;
     return "";
   }
+  // A plain block as written before tables existed: flags 0, raw data after the header.
+  static std::string tableless_block(const std::string& raw) {
+    std::string b = "SLBK";
+    put_u8(b, 1);
+    put_u8(b, 0);
+    put_u16(b, 0);
+    put_u32(b, static_cast<uint32_t>(raw.size()));
+    put_u32(b, static_cast<uint32_t>(raw.size()));
+    put_u64(b, checksum64(raw));
+    put_u64(b, 0);
+    return b + raw;
+  }
   uint64_t stored_size(const std::string& key) {
     auto h = store_->head(key);
     EXPECT_OK(h);
@@ -274,17 +286,8 @@ TEST_F(RangedTest, BlockWithoutATableIsReadWhole) {
   const std::string data = pattern(2 * kBig, 6);
   const Ino ino = put_file("f", data);
   const std::string key = key_of(1);
-  // Block 1 as written before tables existed: flags 0, raw data after the header.
-  const std::string raw = data.substr(kBig, kBig);
-  std::string old = "SLBK";
-  put_u8(old, 1);
-  put_u8(old, 0);
-  put_u16(old, 0);
-  put_u32(old, kBig);
-  put_u32(old, kBig);
-  put_u64(old, checksum64(raw));
-  put_u64(old, 0);
-  old += raw;
+  // Block 1 as written before tables existed.
+  const std::string old = tableless_block(data.substr(kBig, kBig));
   ASSERT_OK(store_->put(key, old));
   auto v = reader();
   const uint64_t fh = open_ro(*v, ino);
@@ -495,16 +498,7 @@ TEST_F(PartedTest, ABlockWithoutATableStillReadsInParts) {
   const Ino ino = put_file("f", data);
   const std::string key = key_of(1);
   // Block 1 as written before tables existed: 512 bytes shorter than the parts assume.
-  const std::string raw = data.substr(kBig, kBig);
-  std::string old = "SLBK";
-  put_u8(old, 1);
-  put_u8(old, 0);
-  put_u16(old, 0);
-  put_u32(old, kBig);
-  put_u32(old, kBig);
-  put_u64(old, checksum64(raw));
-  put_u64(old, 0);
-  old += raw;
+  const std::string old = tableless_block(data.substr(kBig, kBig));
   ASSERT_OK(store_->put(key, old));
   auto v = reader();
   const uint64_t a = kBig + 1000, an = 3 << 20;

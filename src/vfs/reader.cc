@@ -518,7 +518,10 @@ void Vfs::submit_bulk(const std::shared_ptr<FileHandle>& h, std::vector<Prefetch
   for (const Prefetch& p : items) {
     prefetch_queued_++;
     downloads_->submit([this, h, p] {
-      prefetch_block(p.block);
+      // A block already on disk stays there: the loader's order is its own, so lifting
+      // the block into memory in file order would only evict blocks it is about to read.
+      auto loc = locate(meta_->format(), p.block);
+      if (loc.ok() && !cache_->contains(loc->first)) prefetch_block(p.block);
       // Each one done queues the next of the file, so the budget stays in use while the
       // loader waits for its own reads. The next are queued before this one counts as
       // done, so wait_prefetches() does not return in between.
@@ -543,8 +546,10 @@ void Vfs::bulk_ahead_locked(FileHandle& h, std::vector<Prefetch>& out) {
   const uint64_t bs = meta_->format().block_size;
   const uint64_t queued = prefetch_queued_.load();
   const uint64_t budget = prefetch_budget_blocks();
+  // Done once bulk_next reaches the end (checked before rounding down: the last block
+  // of a file that does not end on a block boundary would be queued again and again).
+  if (h.bulk_next >= h.size || queued >= budget) return;
   const uint64_t from = std::max(h.bulk_next, h.layout->data_start) / bs * bs;
-  if (from >= h.size || queued >= budget) return;
   const uint64_t to = std::min(h.size, from + (budget - queued) * bs);
   auto segs = segments_locked(h, from, to - from);
   if (!segs.ok()) {

@@ -398,6 +398,53 @@ TEST_F(RangedTest, ALoaderGoingIntoManyTensorsOutOfOrderGetsWholeBlocks) {
   EXPECT_OK(v->stop());
 }
 
+// Fetching a whole file ahead for a shuffled loader leaves blocks already in the disk
+// cache there: lifting them into memory in file order would evict what the loader reads.
+// And it ends: wait_prefetches() returns (the file does not end on a block boundary; its
+// last block was once queued again and again).
+TEST_F(RangedTest, WholeFileReadaheadLeavesDiskCachedBlocksOnDisk) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  // 100 tensors of 300 KiB: 8 blocks, about 13 tensors each.
+  const std::string data = safetensors_file(std::vector<uint64_t>(100, 300 << 10), r);
+  const Ino ino = put_file("model.safetensors", data);
+  const std::string dir = "/tmp/sluice-bulk-" + std::to_string(getpid());
+  VfsOptions o = opts();
+  o.cache_dirs = {dir};
+  o.cache_size = 1 << 30;
+  o.free_space_ratio = 0;
+  {  // A first client reads the file in order: every block reaches the disk cache.
+    auto v = reader(o);
+    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
+    v->wait_prefetches();
+    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
+    EXPECT_EQ(v->block_cache().stats().disk_written_blocks, 8u);
+    EXPECT_OK(v->stop());
+  }
+  auto v = reader(o);  // a restart: memory empty, the disk cache kept
+  const uint64_t fh = open_ro(*v, ino);
+  EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));  // the header
+  // 20 of the 100 tensors out of order, all in blocks 0 and 1: a whole-file load.
+  const std::vector<size_t> order = {3,  25, 11, 19, 7,  23, 1,  15, 0,  2,
+                                     4,  5,  6,  8,  9,  10, 12, 13, 16, 17};
+  uint64_t loaded = 0;  // disk reads once blocks 0 and 1 are in memory
+  for (size_t i : order) {
+    const auto [a, b] = r[i];
+    ASSERT_LT(b, 2 * kBig);
+    EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096)) << "tensor " << i;
+    v->wait_prefetches();
+    if (i == 25) loaded = v->block_cache().stats().disk_hits;  // the second, in block 1
+  }
+  // Blocks 0 and 1 came off the disk for the reads; the whole-file readahead read none
+  // of the other six, and nothing came from the store.
+  EXPECT_GE(loaded, 2u);
+  EXPECT_EQ(v->block_cache().stats().disk_hits, loaded);
+  EXPECT_EQ(counting_->total_bytes(), 0u);
+  EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
+  EXPECT_OK(v->stop());
+  v.reset();
+  std::filesystem::remove_all(dir);
+}
+
 // A page fault's read-around starts half its length before the faulting page, in the
 // tensor before; the faulted tensor is the one holding the middle page's last byte. Its
 // rest, through the end of the kernel's read window holding its end, is fetched with the

@@ -185,7 +185,8 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   const vfs::VfsStats& st = vfs.stats();
   LOG_INFO("read path: object_gets {} object_get_bytes {} prefetch_issued {} prefetch_hits {} "
            "prefetch_wasted {} prefetch_over_budget {} tensor_prefetches {} "
-           "safetensors_parsed {} ranged_gets {} ranged_get_bytes {} parted_fetches {} part_gets {}",
+           "safetensors_parsed {} ranged_gets {} ranged_get_bytes {} parted_fetches {} "
+           "part_gets {}",
            st.object_gets.load(), st.object_get_bytes.load(), st.prefetch_issued.load(),
            st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
            st.tensor_prefetches.load(), st.safetensors_parsed.load(), st.ranged_gets.load(),

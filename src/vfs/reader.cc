@@ -742,19 +742,23 @@ Result<object::SplitObject> Vfs::get_parts(const std::string& key, uint32_t len,
   std::vector<std::pair<uint64_t, int64_t>> ranges;
   for (uint64_t i = 0; i < n; i++) {
     const uint64_t from = i == 0 ? 0 : table_end + i * per;
-    ranges.emplace_back(from, i == n - 1 ? -1 : static_cast<int64_t>(table_end + (i + 1) * per - from));
+    const uint64_t to = table_end + (i + 1) * per;
+    ranges.emplace_back(from, i == n - 1 ? -1 : static_cast<int64_t>(to - from));
   }
   ASSIGN_OR_RETURN(std::vector<std::string> got, get_ranges(key, ranges));
   object::SplitObject obj;
   std::string& first = got[0];
-  if (first.size() < table_end) {  // too short to be a block with a table: decoded whole
+  // A first part too short to hold a table: the object (damaged) goes whole into head,
+  // where decoding rejects it.
+  const bool short_first = first.size() < table_end;
+  if (short_first) {
     obj.head = std::move(first);
   } else {
     obj.head = first.substr(0, table_end);
     obj.body.reserve(len);
     obj.body.append(first, table_end);
   }
-  for (size_t i = 1; i < got.size(); i++) (obj.head.size() < table_end ? obj.head : obj.body) += got[i];
+  for (size_t i = 1; i < got.size(); i++) (short_first ? obj.head : obj.body) += got[i];
   return obj;
 }
 

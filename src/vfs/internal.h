@@ -27,6 +27,7 @@
 #include "cache/block_cache.h"
 #include "common/thread_pool.h"
 #include "meta/slices.h"
+#include "object/block_codec.h"
 #include "meta/types.h"
 #include "vfs/safetensors.h"
 #include "vfs/vfs.h"
@@ -121,10 +122,24 @@ Result<std::pair<std::string, uint32_t>> locate(const meta::Format& fmt, const B
 
 // A piece of a block to prefetch: the whole block (hi == 0), or the sub-blocks that
 // cover block bytes [lo, hi) (ranged.cc).
+// What a prefetch of a whole block is for: readahead of a stream (one GET); a block a
+// reader is about to wait for (fetched in parts, VfsOptions::block_get_parts); or a whole
+// file loaded out of order (one GET, and a block already in the disk cache stays there:
+// lifting it into memory in file order would only evict blocks the loader is about to
+// read).
+enum class PrefetchFor { kAhead, kReader, kWholeFile };
+
+// The length of each of `parts` parts of `bytes` bytes of block data, in whole sub-blocks
+// (the last part may be shorter).
+inline uint64_t part_len(uint64_t bytes, int parts) {
+  const uint64_t sub = object::kSubBlockSize;
+  return (bytes / static_cast<uint64_t>(parts) + sub - 1) / sub * sub;
+}
+
 struct Prefetch {
   BlockRef block;
   uint64_t lo = 0, hi = 0;
-  bool urgent = false;  // a reader is about to need it: fetched in parts
+  PrefetchFor why = PrefetchFor::kAhead;
 };
 
 // The bytes of one block a read copies from: the whole block, or (ranged read) its

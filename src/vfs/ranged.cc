@@ -262,8 +262,7 @@ Result<std::string> Vfs::fetch_range(const std::string& key, uint32_t len, uint3
     std::future<void> table_fetch;
     TableFuture table = table_of(key, len, table_fetch);
     // A long range is fetched in parallel parts of whole sub-blocks.
-    const uint64_t parts = static_cast<uint64_t>(part_count(n));
-    const uint64_t per = (n / parts + kSub - 1) / kSub * kSub;
+    const uint64_t per = part_len(n, part_count(n));
     std::vector<std::pair<uint64_t, int64_t>> ranges;
     for (uint64_t at = 0; at < n; at += per) {
       ranges.emplace_back(off + at, static_cast<int64_t>(std::min(per, n - at)));

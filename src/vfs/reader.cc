@@ -450,10 +450,11 @@ Result<cache::Block> Vfs::load_block(const BlockRef& b) {
   return cache_->get_or_load(key, [&] { return fetch_block(key, len, opts_.block_get_parts); });
 }
 
-void Vfs::prefetch_block(const BlockRef& b, bool urgent) {
+void Vfs::prefetch_block(const BlockRef& b, PrefetchFor why) {
   auto loc = locate(meta_->format(), b);
   if (!loc.ok() || cache_->peek(loc->first)) return;  // a bad layout is reported by read
   const auto& [key, len] = *loc;
+  if (why == PrefetchFor::kWholeFile && cache_->contains(key)) return;
   // Parts of it were fetched as sub-blocks, or are being: fetch only the rest.
   if (has_cached_subs(b)) return prefetch_range({b, 0, len});
   InFlight whole(*this, whole_inflight_, range_inflight_, key);
@@ -481,7 +482,7 @@ void Vfs::prefetch_block(const BlockRef& b, bool urgent) {
   bool fetched = false;
   auto r = cache_->get_or_load(key, [&] {
     fetched = true;
-    return fetch_block(key, len, urgent ? opts_.block_get_parts : 1);
+    return fetch_block(key, len, why == PrefetchFor::kReader ? opts_.block_get_parts : 1);
   });
   if (r.ok() && fetched) {
     stats_.prefetch_issued++;
@@ -504,7 +505,7 @@ void Vfs::submit_prefetch(std::vector<Prefetch> items) {
     prefetch_queued_++;
     downloads_->submit([this, p] {
       if (p.hi == 0) {
-        prefetch_block(p.block, p.urgent);
+        prefetch_block(p.block, p.why);
       } else {
         prefetch_range(p);
       }
@@ -518,10 +519,7 @@ void Vfs::submit_bulk(const std::shared_ptr<FileHandle>& h, std::vector<Prefetch
   for (const Prefetch& p : items) {
     prefetch_queued_++;
     downloads_->submit([this, h, p] {
-      // A block already on disk stays there: the loader's order is its own, so lifting
-      // the block into memory in file order would only evict blocks it is about to read.
-      auto loc = locate(meta_->format(), p.block);
-      if (loc.ok() && !cache_->contains(loc->first)) prefetch_block(p.block);
+      prefetch_block(p.block, PrefetchFor::kWholeFile);
       // Each one done queues the next of the file, so the budget stays in use while the
       // loader waits for its own reads. The next are queued before this one counts as
       // done, so wait_prefetches() does not return in between.
@@ -631,7 +629,7 @@ uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
         if (out.size() > first_new && out.back().block == r) {
           out.back().hi = std::max<uint64_t>(out.back().hi, boff + n);
         } else {
-          out.push_back({r, boff, boff + n, /*urgent=*/true});
+          out.push_back({r, boff, boff + n, PrefetchFor::kReader});
         }
       });
   for (size_t i = first_new; i < out.size(); i++) {
@@ -736,8 +734,7 @@ Result<object::SplitObject> Vfs::get_parts(const std::string& key, uint32_t len,
   // and table, the last runs to the object's end (a block written without a table is
   // shorter by its table).
   const uint64_t table_end = object::block_table_end(len);
-  const uint64_t per = (uint64_t(len) / parts + object::kSubBlockSize - 1) /
-                       object::kSubBlockSize * object::kSubBlockSize;
+  const uint64_t per = part_len(len, parts);
   const uint64_t n = (len + per - 1) / per;
   std::vector<std::pair<uint64_t, int64_t>> ranges;
   for (uint64_t i = 0; i < n; i++) {
@@ -763,8 +760,7 @@ Result<object::SplitObject> Vfs::get_parts(const std::string& key, uint32_t len,
 }
 
 Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len, int parts) {
-  // Parts only where every block is plain (its data at known offsets).
-  if (!rangeable_) parts = 1;
+  // part_count is 1 on volumes whose blocks are not all plain (no parts_ pool).
   parts = std::min(parts, part_count(len));
   // A block that fails verification may have been damaged in transfer (a truncated
   // body): it is fetched again, whole, before the read fails.

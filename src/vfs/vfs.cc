@@ -59,11 +59,7 @@ Vfs::Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store,
       opts_(opts),
       cache_(make_block_cache(opts)),
       uploads_(std::make_unique<ThreadPool>(std::max(1, opts.upload_threads))),
-      downloads_(std::make_unique<ThreadPool>(std::max(1, opts.download_threads))),
-      parts_(opts.block_get_parts > 1
-                 ? std::make_unique<ThreadPool>(std::max(1, opts.download_threads) *
-                                                (opts.block_get_parts - 1))
-                 : nullptr) {
+      downloads_(std::make_unique<ThreadPool>(std::max(1, opts.download_threads))) {
   const meta::Format& fmt = meta_->format();
   auto c = object::parse_compression(fmt.compression);
   if (c.ok()) {
@@ -79,6 +75,11 @@ Vfs::Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store,
   }
   rangeable_ = compression_ == object::Compression::kNone && fmt.encryption.empty() &&
                !opts_.cipher;
+  // Parted fetches need every block's data at a known offset (fetch_block).
+  if (rangeable_ && opts_.block_get_parts > 1) {
+    parts_ = std::make_unique<ThreadPool>(std::max(1, opts_.download_threads) *
+                                          (opts_.block_get_parts - 1));
+  }
   if (fmt.block_size == 0 || fmt.block_size > meta::kChunkSize) {
     init_error_ = Status(Code::kInvalid, "volume block size " + std::to_string(fmt.block_size) +
                                              " is not in (0, 64 MiB]");

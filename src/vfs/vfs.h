@@ -126,6 +126,7 @@ struct DirHandle;
 struct BlockRef;
 struct BlockData;
 struct Prefetch;
+enum class PrefetchFor;
 struct TensorLayout;
 using Segments = std::shared_ptr<const std::vector<meta::Segment>>;
 
@@ -280,9 +281,8 @@ class Vfs {
   // random. 0 otherwise (no layout, or a stream from the header).
   uint64_t entered_tensor_end(const FileHandle& h) const;
   Result<cache::Block> load_block(const BlockRef& b);
-  // Loads b into the cache unless cached; `urgent`: a reader is about to wait for it
-  // (fetched in parts).
-  void prefetch_block(const BlockRef& b, bool urgent = false);
+  // Loads b into the cache unless cached, as `why` says (vfs/internal.h).
+  void prefetch_block(const BlockRef& b, PrefetchFor why);
   // The block's data, fetched, decoded and verified (refetched up to 3 times). `parts` >
   // 1 fetches it as that many ranged GETs in parallel where the volume's blocks allow.
   Result<std::string> fetch_block(const std::string& key, uint32_t len, int parts = 1);

@@ -172,11 +172,11 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
   uint64_t n = 0;
   std::vector<Segments> segs;
   std::vector<Prefetch> ahead;
-  bool random = false;  // misses may fetch ranged
-  bool opening = false;  // the handle's first read, at offset 0
+  bool random = false;             // misses may fetch ranged
+  bool opening = false;            // the handle's first read, at offset 0
   std::vector<Prefetch> deferred;  // its readahead
   std::vector<Prefetch> bulk;      // a file loaded whole out of order (bulk_ahead_locked)
-  uint64_t tensor_end = 0;  // of the tensor the read is in, when the file has a layout
+  uint64_t tensor_end = 0;         // of the tensor the read is in, when the file has a layout
   {
     std::lock_guard lk(h->mu);
     RETURN_IF_ERROR(refresh_locked(*h));
@@ -210,9 +210,10 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
       random = false;
       if (!h->loading_all) {
         h->loading_all = true;
-        LOG_INFO("vfs: inode {} handle {} is loading the whole file out of order ({} of {} "
-                 "tensors entered at random): whole blocks from now on",
-                 ino, fh, h->entered.size(), h->layout->tensors.size());
+        LOG_INFO(
+            "vfs: inode {} handle {} is loading the whole file out of order ({} of {} "
+            "tensors entered at random): whole blocks from now on",
+            ino, fh, h->entered.size(), h->layout->tensors.size());
       }
       if (opts_.disk_cache_enabled()) bulk_ahead_locked(*h, bulk);
     }
@@ -260,8 +261,8 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     // when that is at most half the block; any read uses cached sub-blocks.
     auto load = [&](size_t i) {
       const auto [lo, hi] = spans[i];
-      const uint32_t blen = object::block_len(blocks[i].slice_size, static_cast<uint32_t>(bs),
-                                              blocks[i].index);
+      const uint32_t blen =
+          object::block_len(blocks[i].slice_size, static_cast<uint32_t>(bs), blocks[i].index);
       // A block with sub-blocks cached fetches only its missing ones, whatever the read.
       Result<BlockData> r = [&]() -> Result<BlockData> {
         if ((random && range_worthwhile(blen, lo, hi)) || has_cached_subs(blocks[i])) {
@@ -366,7 +367,12 @@ uint64_t Vfs::entered_tensor_end(const FileHandle& h) const {
   if (!h.layout || h.stream_from < h.layout->data_start) return 0;
   const TensorRange* t = h.layout->find(h.stream_from + kEntrySlack);
   if (t == nullptr) t = h.layout->find(h.stream_from);
-  return t == nullptr ? 0 : t->end;
+  if (t == nullptr) return 0;
+  // Nor is a stream that went on well past the end of the tensor it entered: the kernel
+  // reads a faulted tensor through the window holding its end, no further. This one reads
+  // tensors in file order (a loader whose stream a stray read broke, picking it up again).
+  if (h.last_end > t->end + kEntrySlack) return 0;
+  return t->end;
 }
 
 std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_t len,
@@ -568,10 +574,10 @@ void Vfs::refresh_layout_locked(FileHandle& h) {
     h.layout_version = version;
     std::lock_guard lk(layouts_mu_);
     auto it = layouts_.find(h.ino);
-    auto found = it != layouts_.end() && it->second.size == h.size &&
-                         it->second.mtime_ns == h.mtime_ns
-                     ? it->second.layout
-                     : nullptr;
+    auto found =
+        it != layouts_.end() && it->second.size == h.size && it->second.mtime_ns == h.mtime_ns
+            ? it->second.layout
+            : nullptr;
     if (found != h.layout) {
       h.tensor_prefetched.clear();
       h.entered.clear();
@@ -643,8 +649,7 @@ uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
   return target;
 }
 
-bool Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf,
-                       size_t n) {
+bool Vfs::sniff_layout(const Context& ctx, FileHandle& h, uint64_t fh, const char* buf, size_t n) {
   // Headers this large are valid but not worth their parse (a JSON tree many times the
   // header's size): such files get sequential readahead only.
   constexpr uint64_t kMaxParsedHeader = 16 << 20;
@@ -779,18 +784,17 @@ Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len, int p
       LOG_WARN("vfs: get {}: {}", key, stored.status().ToString());
       return Status(Code::kIO, "reading " + key + ": " + stored.status().message());
     }
-    auto raw = object::decode_block_split(stored->head, std::move(stored->body), key,
-                                          opts_.cipher.get());
+    auto raw =
+        object::decode_block_split(stored->head, std::move(stored->body), key, opts_.cipher.get());
     if (raw.ok() && raw->size() == len) return raw;
     stats_.object_errors++;
-    Status err = raw.ok() ? Status(Code::kCorruption,
-                                   "block " + key + " has the wrong length (" +
-                                       std::to_string(raw->size()) + " bytes, its key says " +
-                                       std::to_string(len) + ")")
-                          : raw.status();
+    Status err =
+        raw.ok() ? Status(Code::kCorruption,
+                          "block " + key + " has the wrong length (" + std::to_string(raw->size()) +
+                              " bytes, its key says " + std::to_string(len) + ")")
+                 : raw.status();
     if (attempt == kAttempts) {
-      LOG_ERROR("vfs: block {} failed verification {} times: {}", key, kAttempts,
-                err.ToString());
+      LOG_ERROR("vfs: block {} failed verification {} times: {}", key, kAttempts, err.ToString());
       return err;
     }
     LOG_WARN("vfs: block {} failed verification, fetching it again: {}", key, err.ToString());

@@ -62,7 +62,7 @@ struct MountArgs {
   int max_threads = 16;
   std::string upload_limit = "0", download_limit = "0";
   int max_uploads = 20, io_retries = 10;
-  int prefetch = 8;  // blocks fetched in parallel ahead of a stream (VfsOptions::readahead_blocks)
+  int prefetch = 16;  // blocks fetched in parallel ahead of a stream (VfsOptions::readahead_blocks)
   std::string tensor_prefetch = "256M";
   uint64_t tensor_prefetch_bytes = 0;
   int get_parts = 4;  // VfsOptions::block_get_parts
@@ -186,11 +186,12 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   LOG_INFO("read path: object_gets {} object_get_bytes {} prefetch_issued {} prefetch_hits {} "
            "prefetch_wasted {} prefetch_over_budget {} tensor_prefetches {} "
            "safetensors_parsed {} ranged_gets {} ranged_get_bytes {} parted_fetches {} "
-           "part_gets {}",
+           "part_gets {} page_store_bytes {} page_store_dropped {}",
            st.object_gets.load(), st.object_get_bytes.load(), st.prefetch_issued.load(),
            st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
            st.tensor_prefetches.load(), st.safetensors_parsed.load(), st.ranged_gets.load(),
-           st.ranged_get_bytes.load(), st.parted_fetches.load(), st.part_gets.load());
+           st.ranged_get_bytes.load(), st.parted_fetches.load(), st.part_gets.load(),
+           st.page_store_bytes.load(), st.page_store_dropped.load());
   const cache::CacheStats cs = vfs.block_cache().stats();
   LOG_INFO("block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
            "disk_written_blocks {} disk_dropped {} disk_corrupt {}",

@@ -67,6 +67,12 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
       "fetches of a block or of its sub-blocks made as parallel ranged GETs (--get-parts)",
       s.parted_fetches.load());
     c("sluice_part_gets_total", "ranged GETs of those blocks", s.part_gets.load());
+    c("sluice_page_store_bytes_total",
+      "bytes of whole-file readahead pushed into the kernel's page cache (notify_store)",
+      s.page_store_bytes.load());
+    c("sluice_page_store_dropped_total",
+      "page-cache stores dropped (queue full, file changed, refused by the kernel)",
+      s.page_store_dropped.load());
     const cache::CacheStats cs = vfs.block_cache().stats();
     c("sluice_cache_hits_total", "block reads served by the block cache", cs.hits);
     c("sluice_cache_misses_total", "block reads the block cache had to load", cs.misses);

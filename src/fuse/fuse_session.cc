@@ -3,10 +3,13 @@
 //
 // Readiness: the INIT handler only records that the kernel connected; a helper thread
 // then stats the mountpoint (answered by the loop once INIT is replied), applies the
-// read-ahead size and calls on_mounted. Teardown order: loop exits -> signal handlers
-// removed -> unmount -> session destroyed (closing /dev/fuse aborts anything still
-// waiting on the kernel) -> helper joined.
+// read-ahead size, sets the vfs's page store (notify_store) and calls on_mounted.
+// Teardown order: loop exits -> page store stopped (requests served meanwhile if a store
+// is under way: it may wait on a read of the kernel's) -> signal handlers removed ->
+// unmount -> session destroyed (closing /dev/fuse aborts anything still waiting on the
+// kernel) -> helper joined.
 #include <fmt/format.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -18,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -134,6 +138,35 @@ sigset_t exit_signals() {
   return set;
 }
 
+// Serves the session's requests on a thread of its own while `wait` runs (the loop has
+// ended), then stops that thread.
+void serve_while(fuse_session* se, const std::function<void()>& wait) {
+  fuse_session_reset(se);
+  auto serve = [](void* arg) -> void* {
+    auto* s = static_cast<fuse_session*>(arg);
+    fuse_buf buf{};
+    while (!fuse_session_exited(s)) {
+      const int r = fuse_session_receive_buf(s, &buf);  // cancelled here, in read(2)
+      if (r == -EINTR) continue;
+      if (r <= 0) break;
+      int old = 0;
+      pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+      fuse_session_process_buf(s, &buf);
+      pthread_setcancelstate(old, nullptr);
+    }
+    std::free(buf.mem);
+    return nullptr;
+  };
+  pthread_t t;
+  const bool started = pthread_create(&t, nullptr, serve, se) == 0;
+  wait();
+  fuse_session_exit(se);
+  if (started) {
+    pthread_cancel(t);
+    pthread_join(t, nullptr);
+  }
+}
+
 }  // namespace
 
 FuseServer::FuseServer(vfs::Vfs& vfs, FuseOptions opts)
@@ -141,9 +174,7 @@ FuseServer::FuseServer(vfs::Vfs& vfs, FuseOptions opts)
 
 FuseServer::~FuseServer() = default;
 
-std::map<uint64_t, uint64_t> FuseServer::lookup_counts() const {
-  return adapter_->lookup_counts();
-}
+std::map<uint64_t, uint64_t> FuseServer::lookup_counts() const { return adapter_->lookup_counts(); }
 
 Status FuseServer::run(const std::function<void()>& on_mounted) {
   const FuseOptions& o = adapter_->opts;
@@ -198,8 +229,15 @@ Status FuseServer::run(const std::function<void()>& on_mounted) {
     if (::stat(o.mountpoint.c_str(), &st) != 0) return;  // the session is going away
     apply_readahead(o, st.st_dev);
     {
+      // Blocks the vfs fetches for a file loaded whole go to the kernel's page cache
+      // (unset once the loop ends, under mu: never set after that).
       std::lock_guard<std::mutex> g(mu);
       if (finished) return;
+      adapter_->vfs.set_page_store([se](Ino ino, uint64_t off, std::string_view data) {
+        fuse_bufvec bv = FUSE_BUFVEC_INIT(data.size());
+        bv.buf[0].mem = const_cast<char*>(data.data());
+        return fuse_lowlevel_notify_store(se, ino, off, &bv, fuse_buf_copy_flags(0)) == 0;
+      });
     }
     LOG_INFO("fuse: serving {} at {}", o.fsname, o.mountpoint);
     if (on_mounted) on_mounted();
@@ -218,6 +256,11 @@ Status FuseServer::run(const std::function<void()>& on_mounted) {
     finished = true;
     cv.notify_all();
   }
+  // A page-cache store under way may wait in the kernel on a page locked for a read
+  // that no worker takes any more: serve requests until it is done.
+  if (!adapter_->vfs.stop_page_store(/*wait=*/false)) {
+    serve_while(se, [this] { adapter_->vfs.stop_page_store(/*wait=*/true); });
+  }
   fuse_remove_signal_handlers(se);
   fuse_session_unmount(se);
   fuse_session_destroy(se);
@@ -232,8 +275,7 @@ Status FuseServer::run(const std::function<void()>& on_mounted) {
   return Status::OK();
 }
 
-Status run_fuse(vfs::Vfs& vfs, const FuseOptions& opts,
-                const std::function<void()>& on_mounted) {
+Status run_fuse(vfs::Vfs& vfs, const FuseOptions& opts, const std::function<void()>& on_mounted) {
   return FuseServer(vfs, opts).run(on_mounted);
 }
 

@@ -23,12 +23,12 @@
 #include <unordered_set>
 #include <vector>
 
-#include "common/status.h"
 #include "cache/block_cache.h"
+#include "common/status.h"
 #include "common/thread_pool.h"
 #include "meta/slices.h"
-#include "object/block_codec.h"
 #include "meta/types.h"
+#include "object/block_codec.h"
 #include "vfs/safetensors.h"
 #include "vfs/vfs.h"
 
@@ -40,7 +40,7 @@ struct BlockUpload {
   std::string key;
   bool done = false;  // the upload finished; result says how
   Status result;
-  std::string data;   // the block's bytes after a failed upload, kept for the retry
+  std::string data;  // the block's bytes after a failed upload, kept for the retry
 };
 
 // The block uploads of one FileWriter: how many are in flight, signalled as they finish.
@@ -140,6 +140,10 @@ struct Prefetch {
   BlockRef block;
   uint64_t lo = 0, hi = 0;
   PrefetchFor why = PrefetchFor::kAhead;
+  // kWholeFile: the file range the block holds (file offset, block offset, length), for
+  // the kernel's page cache (Vfs::queue_page_store).
+  uint64_t file_off = 0;
+  uint32_t block_off = 0, len = 0;
 };
 
 // The bytes of one block a read copies from: the whole block, or (ranged read) its
@@ -192,7 +196,7 @@ struct FileHandle {
   bool sniffed = false;
   std::unordered_map<size_t, uint64_t> tensor_prefetched;
   std::unordered_set<size_t> entered;  // tensors that reads jumped into (random entries)
-  uint64_t bulk_next = 0;  // a file loaded whole out of order: prefetched in order up to here
+  uint64_t bulk_next = 0;    // a file loaded whole out of order: prefetched in order up to here
   bool loading_all = false;  // this handle was found loading the whole file out of order
 };
 

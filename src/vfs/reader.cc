@@ -368,10 +368,11 @@ uint64_t Vfs::entered_tensor_end(const FileHandle& h) const {
   const TensorRange* t = h.layout->find(h.stream_from + kEntrySlack);
   if (t == nullptr) t = h.layout->find(h.stream_from);
   if (t == nullptr) return 0;
-  // Nor is a stream that went on well past the end of the tensor it entered: the kernel
-  // reads a faulted tensor through the window holding its end, no further. This one reads
-  // tensors in file order (a loader whose stream a stray read broke, picking it up again).
-  if (h.last_end > t->end + kEntrySlack) return 0;
+  // Nor is a stream that went on far past the end of the tensor it entered, further than
+  // the kernel reads past a faulted tensor (a window or two, as the loader touches the
+  // last pages of one it reads): 4 blocks. It reads tensors in file order (a loader
+  // whose stream a stray read broke, picking it up again).
+  if (h.last_end > t->end + 4 * meta_->format().block_size) return 0;
   return t->end;
 }
 
@@ -456,15 +457,22 @@ Result<cache::Block> Vfs::load_block(const BlockRef& b) {
   return cache_->get_or_load(key, [&] { return fetch_block(key, len, opts_.block_get_parts); });
 }
 
-void Vfs::prefetch_block(const BlockRef& b, PrefetchFor why) {
+cache::Block Vfs::prefetch_block(const BlockRef& b, PrefetchFor why) {
   auto loc = locate(meta_->format(), b);
-  if (!loc.ok() || cache_->peek(loc->first)) return;  // a bad layout is reported by read
+  if (!loc.ok()) return nullptr;  // a bad layout is reported by read
+  if (cache::Block cached = cache_->peek(loc->first)) return cached;
   const auto& [key, len] = *loc;
-  if (why == PrefetchFor::kWholeFile && cache_->contains(key)) return;
+  if (why == PrefetchFor::kWholeFile && cache_->contains(key)) return nullptr;
   // Parts of it were fetched as sub-blocks, or are being: fetch only the rest.
-  if (has_cached_subs(b)) return prefetch_range({b, 0, len});
+  if (has_cached_subs(b)) {
+    prefetch_range({b, 0, len});
+    return nullptr;
+  }
   InFlight whole(*this, whole_inflight_, range_inflight_, key);
-  if (!whole.claimed()) return prefetch_range({b, 0, len});
+  if (!whole.claimed()) {
+    prefetch_range({b, 0, len});
+    return nullptr;
+  }
   // The key is recorded before the load, so a read that arrives during it counts as a
   // hit. At the bound, keys whose block left the cache unread count as wasted (roughly:
   // a load still in flight counts too); if all are still cached, the record restarts.
@@ -492,13 +500,15 @@ void Vfs::prefetch_block(const BlockRef& b, PrefetchFor why) {
   });
   if (r.ok() && fetched) {
     stats_.prefetch_issued++;
-    return;
+    return *r;
   }
   // Failed (errors are logged; a read will report them) or loaded by another caller
   // first: the record is dropped unless another prefetch made it (and fetches it).
-  if (!inserted) return;
-  std::lock_guard lk(prefetched_mu_);
-  prefetched_.erase(key);
+  if (inserted) {
+    std::lock_guard lk(prefetched_mu_);
+    prefetched_.erase(key);
+  }
+  return r.ok() ? *r : nullptr;
 }
 
 uint64_t Vfs::prefetch_budget_blocks() const {
@@ -525,7 +535,9 @@ void Vfs::submit_bulk(const std::shared_ptr<FileHandle>& h, std::vector<Prefetch
   for (const Prefetch& p : items) {
     prefetch_queued_++;
     downloads_->submit([this, h, p] {
-      prefetch_block(p.block, PrefetchFor::kWholeFile);
+      if (cache::Block data = prefetch_block(p.block, PrefetchFor::kWholeFile)) {
+        queue_page_store(h, p, std::move(data));
+      }
       // Each one done queues the next of the file, so the budget stays in use while the
       // loader waits for its own reads. The next are queued before this one counts as
       // done, so wait_prefetches() does not return in between.
@@ -562,8 +574,15 @@ void Vfs::bulk_ahead_locked(FileHandle& h, std::vector<Prefetch>& out) {
   }
   walk(
       *segs, from, to - from, bs, [](uint64_t, uint64_t) {},
-      [&](const BlockRef& r, uint32_t, uint64_t, uint64_t) {
-        if (out.empty() || !(out.back().block == r)) out.push_back({r, 0, 0});
+      [&](const BlockRef& r, uint32_t boff, uint64_t foff, uint64_t n) {
+        if (out.empty() || !(out.back().block == r)) {
+          out.push_back({r, 0, 0, PrefetchFor::kWholeFile, foff, boff, 0});
+        }
+        Prefetch& p = out.back();
+        // The pieces of one block in a file are contiguous, both in the file and in it.
+        if (p.file_off + p.len == foff && p.block_off + p.len == boff) {
+          p.len += static_cast<uint32_t>(n);
+        }
       });
   h.bulk_next = to;
 }

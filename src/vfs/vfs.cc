@@ -73,8 +73,8 @@ Vfs::Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store,
   } else if (fmt.encryption.empty() && opts_.cipher) {
     init_error_ = Status(Code::kInvalid, "volume '" + fmt.name + "' is not encrypted");
   }
-  rangeable_ = compression_ == object::Compression::kNone && fmt.encryption.empty() &&
-               !opts_.cipher;
+  rangeable_ =
+      compression_ == object::Compression::kNone && fmt.encryption.empty() && !opts_.cipher;
   // Parted fetches need every block's data at a known offset (fetch_block).
   if (rangeable_ && opts_.block_get_parts > 1) {
     parts_ = std::make_unique<ThreadPool>(std::max(1, opts_.download_threads) *
@@ -89,10 +89,12 @@ Vfs::Vfs(std::shared_ptr<meta::Meta> meta, std::shared_ptr<object::Store> store,
 Vfs::~Vfs() {
   Status st = stop();
   if (!st.ok()) LOG_WARN("vfs: stop: {}", st.ToString());
-  // Drain the pools first: their tasks use the cache, the store and the stats.
+  // Drain the pools first: their tasks use the cache, the store and the stats (and queue
+  // page stores: those go after).
   downloads_.reset();
   parts_.reset();
   uploads_.reset();
+  stop_page_store(/*wait=*/true);
 }
 
 Status Vfs::start(meta::SessionInfo info) {
@@ -111,6 +113,7 @@ Status Vfs::stop() {
     std::lock_guard lk(bg_mu_);
     if (!started_) return Status::OK();
   }
+  stop_page_store(/*wait=*/true);
   Status st = flush_all();
   {
     std::lock_guard lk(bg_mu_);

@@ -17,12 +17,14 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -49,7 +51,7 @@ struct VfsOptions {
   uint64_t memory_cache_size = 512ull << 20;  // bound on the memory block cache
   int upload_threads = 8;
   int download_threads = 8;
-  int readahead_blocks = 8;                   // max blocks prefetched ahead of a stream
+  int readahead_blocks = 8;  // max blocks prefetched ahead of a stream
   // Tensor-aware readahead (reader.cc, docs/read-path.md): a read inside a tensor of a
   // safetensors file prefetches up to this many bytes of the rest of the tensor (0: off).
   uint64_t tensor_prefetch_bytes = 256ull << 20;
@@ -71,10 +73,10 @@ struct VfsOptions {
   // Disk cache tier (docs/cache.md): used when cache_dirs is set and cache_size > 0. If
   // no directory is usable, the vfs runs with the memory cache alone (and logs it).
   std::vector<std::string> cache_dirs;
-  uint64_t cache_size = 0;          // bytes over all cache_dirs
-  double free_space_ratio = 0.1;    // keep this fraction of each cache file system free
+  uint64_t cache_size = 0;                  // bytes over all cache_dirs
+  double free_space_ratio = 0.1;            // keep this fraction of each cache file system free
   uint64_t disk_write_queue = 64ull << 20;  // blocks waiting to be written to disk
-  bool cache_writes = true;         // written blocks go to the disk cache too
+  bool cache_writes = true;                 // written blocks go to the disk cache too
 
   bool disk_cache_enabled() const { return !cache_dirs.empty() && cache_size > 0; }
   // Splits one memory budget (--buffer-size) between write buffers (buffer_size), the
@@ -104,6 +106,10 @@ struct VfsStats {
   // Fetches (of a block, or of a run of its sub-blocks) made as parallel ranged GETs
   // (VfsOptions::block_get_parts), and those GETs (counted in object_gets too).
   std::atomic<uint64_t> parted_fetches{0}, part_gets{0};
+  // Kernel page-cache stores (page_store.cc): bytes of blocks fetched for a file loaded
+  // whole out of order that were pushed into the kernel's page cache of the file, and
+  // stores dropped (queue full, the file changed, or the kernel refused them).
+  std::atomic<uint64_t> page_store_bytes{0}, page_store_dropped{0};
 };
 
 // What Vfs::warmup does to each block: load it into the cache (from the store when
@@ -159,6 +165,20 @@ class Vfs {
   uint64_t buffered_bytes() const { return buffered_bytes_.load(); }
   // Blocks until no prefetch is queued or running (tests; warmup).
   void wait_prefetches();
+
+  // Pushes file bytes into the kernel's page cache of an inode (FUSE notify_store), so
+  // that the pages never come to the mount as reads; false when the kernel refused.
+  // May block (on a page the kernel has locked for a read of its own).
+  using PageStore = std::function<bool(Ino ino, uint64_t off, std::string_view data)>;
+  // Set by the FUSE layer once its session is up (page_store.cc).
+  void set_page_store(PageStore fn);
+  // Stops the page store, dropping the stores queued. Returns whether none is under way
+  // (then the store is no longer called); with `wait`, waits for one under way first.
+  // The FUSE layer stops it before its session ends: a store under way may wait on a
+  // read that only the session can answer.
+  bool stop_page_store(bool wait);
+  // Blocks until no page store is queued or running (tests).
+  void wait_page_stores();
 
   // ---- namespace: meta plus buffered-write awareness ----
   Result<Entry> lookup(const Context& ctx, Ino parent, std::string_view name);
@@ -266,8 +286,7 @@ class Vfs {
   Result<std::vector<Segments>> segments_locked(FileHandle& h, uint64_t off, uint64_t len);
   // Updates h's readahead state for a read of [off, off+len); returns blocks to prefetch.
   // prefetch=false: follows the stream without growing the window or prefetching.
-  std::vector<BlockRef> readahead_locked(FileHandle& h, uint64_t off, uint64_t len,
-                                         bool prefetch);
+  std::vector<BlockRef> readahead_locked(FileHandle& h, uint64_t off, uint64_t len, bool prefetch);
   // A file being loaded whole out of order: appends the next blocks of it in file order
   // (from h.bulk_next), as many as the prefetch budget has room for.
   void bulk_ahead_locked(FileHandle& h, std::vector<Prefetch>& out);
@@ -281,8 +300,9 @@ class Vfs {
   // random. 0 otherwise (no layout, or a stream from the header).
   uint64_t entered_tensor_end(const FileHandle& h) const;
   Result<cache::Block> load_block(const BlockRef& b);
-  // Loads b into the cache unless cached, as `why` says (vfs/internal.h).
-  void prefetch_block(const BlockRef& b, PrefetchFor why);
+  // Loads b into the cache unless cached, as `why` says (vfs/internal.h). Returns the
+  // block when it is in memory now (cached before, or loaded whole by this call).
+  cache::Block prefetch_block(const BlockRef& b, PrefetchFor why);
   // The block's data, fetched, decoded and verified (refetched up to 3 times). `parts` >
   // 1 fetches it as that many ranged GETs in parallel where the volume's blocks allow.
   Result<std::string> fetch_block(const std::string& key, uint32_t len, int parts = 1);
@@ -335,6 +355,10 @@ class Vfs {
   // Whether block `key` is known to have no table (read it whole).
   bool known_without_table(const std::string& key);
   void prefetch_range(const Prefetch& p);
+  // page_store.cc: queues the file range p covers of block `data` for the kernel's page
+  // cache of h's file (when a page store is set and the queue has room).
+  void queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p, cache::Block data);
+  void page_store_loop();
 
   // background.cc
   void background_loop();
@@ -385,7 +409,7 @@ class Vfs {
   // fetched or being fetched (kNotSupported: the block has none, read it whole); failed
   // fetches are dropped. Bounded: the map restarts when full.
   bool rangeable_ = false;
-  std::mutex tables_mu_;  // guards tables_
+  std::mutex tables_mu_;                    // guards tables_
   std::array<std::mutex, 64> range_locks_;  // ranged fetches of one block take turns
   // Blocks being fetched whole, and blocks with a ranged fetch under way (counts per
   // key). A load claims its kind for a key only while the other kind holds none, checked
@@ -414,6 +438,23 @@ class Vfs {
   // instead (fetching only the sub-blocks [lo, hi) still needs).
   Result<BlockData> load_whole(const BlockRef& b, uint64_t lo, uint64_t hi);
   std::unordered_map<std::string, TableFuture> tables_;
+  // page_store.cc: the page store and its queue, served by one thread (pages_thread_,
+  // started with the first store) so that no download thread waits on the kernel.
+  struct PageStoreItem {
+    std::shared_ptr<FileHandle> h;
+    uint64_t generation = 0;  // h->inode->generation when queued
+    uint64_t off = 0;         // file offset of data
+    std::string_view data;    // in block
+    cache::Block block;
+  };
+  std::mutex pages_mu_;  // guards everything below
+  std::condition_variable pages_cv_;
+  PageStore page_store_;
+  std::deque<PageStoreItem> pages_queue_;
+  uint64_t pages_queued_bytes_ = 0;
+  bool pages_busy_ = false;  // a store is under way (without pages_mu_)
+  bool pages_stop_ = false;
+  std::thread pages_thread_;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool stopping_ = false;

@@ -109,6 +109,57 @@ TEST_F(ReadPathTest, ShuffledTensorsThroughMmapReadBackAndArePrefetched) {
       << text;
 }
 
+// A loader going through the tensors of a file in its own order gets the whole file
+// fetched ahead, into the kernel's page cache (notify_store): pages it never touched
+// become resident without a read reaching the mount, and read back exactly.
+TEST_F(ReadPathTest, AShuffledLoadGetsTheRestOfTheFileIntoThePageCache) {
+  // 3 MiB tensors: a fault in one is a random entry (its read-around is far from the
+  // last read), not a stream. About 22 blocks of 4 MiB.
+  std::vector<uint64_t> sizes(30, 3 << 20);
+  sizes.back() += 1000;  // the file ends off a page boundary
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  const std::string data = safetensors_file(sizes, r);
+  const std::string file = mnt_ + "/model.safetensors";
+  ASSERT_NO_FATAL_FAILURE(write_whole(file, data));
+  Unmount();
+  MountAt(meta_url_, mnt_, {"--cache-dir", path("cache-pages")});
+  {
+    int fd = open(file.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    std::string head(r[0].first, '\0');
+    ASSERT_EQ(pread(fd, head.data(), head.size(), 0), ssize_t(head.size()));
+    void* p = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
+    const char* m = static_cast<const char*>(p);
+    // 12 of the first 20 tensors, never two neighbours in a row: past a fifth of 30.
+    for (size_t i : {0, 10, 4, 14, 2, 12, 6, 16, 8, 18, 1, 11}) {
+      ASSERT_EQ(std::memcmp(m + r[i].first, data.data() + r[i].first, 4096), 0) << i;
+    }
+    // The last 5 MiB were never touched: they become resident.
+    const uint64_t from = (data.size() - (5 << 20)) / 4096 * 4096;
+    const size_t pages = (data.size() - from + 4095) / 4096;
+    std::vector<unsigned char> vec(pages);
+    size_t resident = 0;
+    for (int t = 0; t < 200 && resident < pages; t++) {
+      ASSERT_EQ(mincore(const_cast<char*>(m) + from, data.size() - from, vec.data()), 0)
+          << std::strerror(errno);
+      resident = std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; });
+      if (resident < pages) usleep(50000);
+    }
+    EXPECT_EQ(resident, pages);
+    EXPECT_EQ(std::memcmp(m, data.data(), data.size()), 0);
+    munmap(p, data.size());
+    close(fd);
+  }
+  UnmountAt(mnt_);
+  const std::string text = read_file(mnt_ + ".log");
+  EXPECT_GE(read_path_counter(text, "page_store_bytes"), 5 << 20) << text;
+  // Fetched about once: the entries before the whole-file load fetched ranges, some of
+  // them fetched again with their blocks.
+  EXPECT_LE(read_path_counter(text, "object_get_bytes"), (long long)(data.size() * 21 / 20))
+      << text;
+}
+
 TEST_F(ReadPathTest, LazyLoaderTouchingARandomSubsetReadsExactDataRanged) {
   std::vector<uint64_t> sizes;
   std::mt19937_64 rng(5);

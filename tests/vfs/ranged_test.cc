@@ -104,6 +104,35 @@ class RangedTest : public VfsTest {
     put_u64(b, 0);
     return b + raw;
   }
+  // Options with a disk cache in a directory of its own (removed at TearDown).
+  VfsOptions disk_cached() {
+    VfsOptions o = opts();
+    cache_dir_ = "/tmp/sluice-ranged-" + std::to_string(getpid());
+    o.cache_dirs = {cache_dir_};
+    o.cache_size = 1 << 30;
+    o.free_space_ratio = 0;
+    return o;
+  }
+  void TearDown() override {
+    VfsTest::TearDown();
+    if (!cache_dir_.empty()) std::filesystem::remove_all(cache_dir_);
+  }
+  // Reads the header, then a page of 20 of the 100 tensors of `r` out of order, in
+  // blocks 0 and 1: a loader that is taken to load the whole file.
+  void enter_twenty(Vfs& v, Ino ino, uint64_t fh, const std::string& data,
+                    const std::vector<std::pair<uint64_t, uint64_t>>& r) {
+    EXPECT_EQ(read(v, ino, fh, 0, 4096), data.substr(0, 4096));
+    for (size_t i : {3, 25, 11, 19, 7, 23, 1, 15, 0, 2, 4, 5, 6, 8, 9, 10, 12, 13, 16, 17}) {
+      const uint64_t a = r[i].first;
+      ASSERT_LT(r[i].second, 2 * kBig);
+      EXPECT_EQ(read(v, ino, fh, a, 4096), data.substr(a, 4096)) << "tensor " << i;
+      v.wait_prefetches();
+      if (i == 25) after_second_ = v.block_cache().stats().disk_hits;
+    }
+  }
+  uint64_t after_second_ = 0;  // disk hits after the second tensor (in block 1)
+  std::string cache_dir_;
+
   uint64_t stored_size(const std::string& key) {
     auto h = store_->head(key);
     EXPECT_OK(h);
@@ -411,11 +440,7 @@ TEST_F(RangedTest, WholeFileReadaheadLeavesDiskCachedBlocksOnDisk) {
   // 100 tensors of 300 KiB: 8 blocks, about 13 tensors each.
   const std::string data = safetensors_file(std::vector<uint64_t>(100, 300 << 10), r);
   const Ino ino = put_file("model.safetensors", data);
-  const std::string dir = "/tmp/sluice-bulk-" + std::to_string(getpid());
-  VfsOptions o = opts();
-  o.cache_dirs = {dir};
-  o.cache_size = 1 << 30;
-  o.free_space_ratio = 0;
+  const VfsOptions o = disk_cached();
   {  // A first client reads the file in order: every block reaches the disk cache.
     auto v = reader(o);
     EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
@@ -426,27 +451,14 @@ TEST_F(RangedTest, WholeFileReadaheadLeavesDiskCachedBlocksOnDisk) {
   }
   auto v = reader(o);  // a restart: memory empty, the disk cache kept
   const uint64_t fh = open_ro(*v, ino);
-  EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));  // the header
-  // 20 of the 100 tensors out of order, all in blocks 0 and 1: a whole-file load.
-  const std::vector<size_t> order = {3, 25, 11, 19, 7, 23, 1,  15, 0,  2,
-                                     4, 5,  6,  8,  9, 10, 12, 13, 16, 17};
-  uint64_t loaded = 0;  // disk reads once blocks 0 and 1 are in memory
-  for (size_t i : order) {
-    const auto [a, b] = r[i];
-    ASSERT_LT(b, 2 * kBig);
-    EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096)) << "tensor " << i;
-    v->wait_prefetches();
-    if (i == 25) loaded = v->block_cache().stats().disk_hits;  // the second, in block 1
-  }
+  enter_twenty(*v, ino, fh, data, r);
   // Blocks 0 and 1 came off the disk for the reads; the whole-file readahead read none
   // of the other six, and nothing came from the store.
-  EXPECT_GE(loaded, 2u);
-  EXPECT_EQ(v->block_cache().stats().disk_hits, loaded);
+  EXPECT_GE(after_second_, 2u);
+  EXPECT_EQ(v->block_cache().stats().disk_hits, after_second_);
   EXPECT_EQ(counting_->total_bytes(), 0u);
   EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
   EXPECT_OK(v->stop());
-  v.reset();
-  std::filesystem::remove_all(dir);
 }
 
 // Blocks the whole-file readahead fetches go to the kernel's page cache of the file
@@ -460,12 +472,7 @@ TEST_F(RangedTest, WholeFileReadaheadStoresItsBlocksInThePageCache) {
   const std::string data = safetensors_file(sizes, r);
   ASSERT_NE(data.size() % 4096, 0u);
   const Ino ino = put_file("model.safetensors", data);
-  const std::string dir = "/tmp/sluice-pages-" + std::to_string(getpid());
-  VfsOptions o = opts();
-  o.cache_dirs = {dir};
-  o.cache_size = 1 << 30;
-  o.free_space_ratio = 0;
-  auto v = reader(o);
+  auto v = reader(disk_cached());
   std::mutex mu;
   std::map<uint64_t, std::string> stored;  // file offset -> bytes
   v->set_page_store([&](Ino i, uint64_t off, std::string_view bytes) {
@@ -474,14 +481,7 @@ TEST_F(RangedTest, WholeFileReadaheadStoresItsBlocksInThePageCache) {
     stored[off] = std::string(bytes);
     return true;
   });
-  const uint64_t fh = open_ro(*v, ino);
-  EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));  // the header
-  // 20 of the 100 tensors out of order: a whole-file load.
-  for (size_t i : {3, 25, 11, 19, 7, 23, 1, 15, 0, 2, 4, 5, 6, 8, 9, 10, 12, 13, 16, 17}) {
-    const auto [a, b] = r[i];
-    EXPECT_EQ(read(*v, ino, fh, a, 4096), data.substr(a, 4096)) << "tensor " << i;
-    v->wait_prefetches();
-  }
+  enter_twenty(*v, ino, open_ro(*v, ino), data, r);
   v->wait_page_stores();
   std::lock_guard lk(mu);
   ASSERT_FALSE(stored.empty());
@@ -501,8 +501,6 @@ TEST_F(RangedTest, WholeFileReadaheadStoresItsBlocksInThePageCache) {
     EXPECT_EQ(stored.count(b), 1u) << "block at " << b;
   }
   EXPECT_OK(v->stop());
-  v.reset();
-  std::filesystem::remove_all(dir);
 }
 
 // Stopping the page store drops what is queued; a store under way (blocked in the
@@ -511,12 +509,7 @@ TEST_F(RangedTest, StoppingThePageStoreWaitsForAStoreUnderWayOnlyWhenAsked) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
   const std::string data = safetensors_file(std::vector<uint64_t>(100, 300 << 10), r);
   const Ino ino = put_file("model.safetensors", data);
-  const std::string dir = "/tmp/sluice-pages2-" + std::to_string(getpid());
-  VfsOptions o = opts();
-  o.cache_dirs = {dir};
-  o.cache_size = 1 << 30;
-  o.free_space_ratio = 0;
-  auto v = reader(o);
+  auto v = reader(disk_cached());
   std::mutex mu;
   std::condition_variable cv;
   bool entered = false, release = false;
@@ -529,12 +522,7 @@ TEST_F(RangedTest, StoppingThePageStoreWaitsForAStoreUnderWayOnlyWhenAsked) {
     cv.wait(lk, [&] { return release; });
     return true;
   });
-  const uint64_t fh = open_ro(*v, ino);
-  EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));
-  for (size_t i : {3, 25, 11, 19, 7, 23, 1, 15, 0, 2, 4, 5, 6, 8, 9, 10, 12, 13, 16, 17}) {
-    EXPECT_EQ(read(*v, ino, fh, r[i].first, 4096), data.substr(r[i].first, 4096));
-  }
-  v->wait_prefetches();
+  enter_twenty(*v, ino, open_ro(*v, ino), data, r);
   {
     std::unique_lock lk(mu);
     ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(10), [&] { return entered; }));
@@ -549,8 +537,6 @@ TEST_F(RangedTest, StoppingThePageStoreWaitsForAStoreUnderWayOnlyWhenAsked) {
   EXPECT_EQ(calls, 1);  // the rest were dropped
   EXPECT_GT(v->stats().page_store_dropped.load(), 0u);
   EXPECT_OK(v->stop());
-  v.reset();
-  std::filesystem::remove_all(dir);
 }
 
 // A page fault's read-around starts half its length before the faulting page, in the

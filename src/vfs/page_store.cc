@@ -30,6 +30,7 @@ constexpr uint64_t kQueueBytes = 64ull << 20;
 void Vfs::set_page_store(PageStore fn) {
   std::lock_guard lk(pages_mu_);
   page_store_ = std::move(fn);
+  page_store_on_ = page_store_ != nullptr;
   pages_stop_ = false;
   if (!pages_thread_.joinable()) pages_thread_ = std::thread([this] { page_store_loop(); });
 }
@@ -37,6 +38,7 @@ void Vfs::set_page_store(PageStore fn) {
 bool Vfs::stop_page_store(bool wait) {
   std::unique_lock lk(pages_mu_);
   page_store_ = nullptr;
+  page_store_on_ = false;
   stats_.page_store_dropped += pages_queue_.size();
   pages_queue_.clear();
   pages_queued_bytes_ = 0;

@@ -561,7 +561,11 @@ void Vfs::wait_prefetches() {
 void Vfs::bulk_ahead_locked(FileHandle& h, std::vector<Prefetch>& out) {
   const uint64_t bs = meta_->format().block_size;
   const uint64_t queued = prefetch_queued_.load();
-  const uint64_t budget = prefetch_budget_blocks();
+  uint64_t budget = prefetch_budget_blocks();
+  // Blocks pushed into the kernel's page cache need not stay in memory for the loader:
+  // as many in flight as a stream's readahead window (measured: 2 GiB shuffled loads
+  // 0.259-0.281 GB/s with the budget, 0.272-0.295 with 16).
+  if (page_store_on_.load()) budget = std::max<uint64_t>(budget, opts_.readahead_blocks);
   // Done once bulk_next reaches the end (checked before rounding down: the last block
   // of a file that does not end on a block boundary would be queued again and again).
   if (h.bulk_next >= h.size || queued >= budget) return;

@@ -455,6 +455,7 @@ class Vfs {
   bool pages_busy_ = false;  // a store is under way (without pages_mu_)
   bool pages_stop_ = false;
   std::thread pages_thread_;
+  std::atomic<bool> page_store_on_{false};  // a page store is set (read without pages_mu_)
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool stopping_ = false;

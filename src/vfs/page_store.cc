@@ -12,7 +12,6 @@
 // whole pages are stored, except the file's last, partial one.
 #include <algorithm>
 
-#include "common/logging.h"
 #include "vfs/internal.h"
 #include "vfs/vfs.h"
 

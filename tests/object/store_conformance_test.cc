@@ -241,6 +241,11 @@ TEST_P(StoreConformance, ConcurrentPutsAreAtomic) {
   auto shared = store_->get("shared/obj");
   ASSERT_TRUE(shared.ok());
   ASSERT_EQ(shared->size(), 64u * 1024);
+  // Whether racing PUTs of one key leave one of them whole is the server's doing on S3
+  // (real S3 guarantees it). s3rver 3.7.1 does not: it writes an object in place
+  // (fs.createWriteStream on the object's path, lib/stores/filesystem.js putObject), so
+  // racing PUTs interleave now and then (a CI run saw 65040 of 65536 bytes from one).
+  if (GetParam() == "s3+http") return;
   EXPECT_EQ(std::count(shared->begin(), shared->end(), (*shared)[0]), 64 * 1024)
       << "object mixes the bytes of two puts";
 }

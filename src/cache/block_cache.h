@@ -21,6 +21,26 @@
 namespace sluice::cache {
 
 using Block = std::shared_ptr<const std::string>;
+
+// A block's bytes at offset 0 of a local file (a disk-cache file), open for a reader to
+// splice from instead of copying them (BlockCache::open_file). The fd is closed when the
+// last holder lets go; the file may be unlinked (evicted) meanwhile.
+struct CacheFile {
+  CacheFile(int fd, uint64_t len) : fd(fd), len(len) {}
+  ~CacheFile();
+  CacheFile(const CacheFile&) = delete;
+  CacheFile& operator=(const CacheFile&) = delete;
+  const int fd;
+  const uint64_t len;  // the block's length
+};
+using FileBlock = std::shared_ptr<const CacheFile>;
+
+// When a read from the disk tier checks the block's checksum (--verify-cache-checksum):
+// kFull on every read (the bytes are read into memory to do so); kOnce the first time this
+// process reads a file (or when it wrote it), after which reads use the file as it is
+// (BlockCache::open_file: spliced, not copied); kNone never (only the file's framing: its
+// size and trailer).
+enum class CacheVerify { kFull, kOnce, kNone };
 // Loads a block (already verified) from the next tier; called without cache locks held.
 using Loader = std::function<Result<std::string>()>;
 
@@ -47,6 +67,7 @@ struct CacheStats {
   uint64_t disk_skipped_full = 0;
   uint64_t disk_dropped = 0;  // writes dropped because the write queue was full
   uint64_t disk_pending_bytes = 0;  // queued for writing
+  uint64_t disk_file_opens = 0;     // reads answered with the file itself (open_file)
 };
 
 class BlockCache {
@@ -75,6 +96,10 @@ class BlockCache {
   virtual Result<Block> fill(const std::string& key, const Loader& loader) {
     return get_or_load(key, loader);
   }
+  // The block as an open file to read (splice) from, when the memory tier does not hold
+  // it and a disk tier may serve it without verifying it again (CacheVerify); nullptr
+  // otherwise, and then get_or_load reads it. Counts in disk_file_opens.
+  virtual FileBlock open_file(const std::string& key) { return nullptr; }
   virtual void erase(const std::string& key) = 0;
   virtual CacheStats stats() const = 0;
 };

@@ -84,11 +84,11 @@ std::string footer(const std::string& key, std::string_view data) {
   return t;
 }
 
-// Reads the whole file at fd (size bytes).
-bool read_all(int fd, char* buf, size_t size) {
+// Reads size bytes of the file at fd from offset off.
+bool read_all(int fd, char* buf, size_t size, uint64_t off = 0) {
   size_t got = 0;
   while (got < size) {
-    ssize_t r = pread(fd, buf + got, size - got, static_cast<off_t>(got));
+    ssize_t r = pread(fd, buf + got, size - got, static_cast<off_t>(off + got));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
     got += static_cast<size_t>(r);
@@ -160,6 +160,8 @@ bool write_direct(int fd, std::string_view a, std::string_view b) {
 }
 
 }  // namespace
+
+CacheFile::~CacheFile() { ::close(fd); }
 
 Result<std::unique_ptr<DiskCache>> DiskCache::open(DiskCacheOptions opts) {
   if (opts.dirs.empty()) return Status(Code::kInvalid, "disk cache: no directory");
@@ -259,6 +261,11 @@ void DiskCache::insert_locked(Dir& d, const std::string& key, uint64_t size) {
   d.bytes += size;
   stats_.bytes += size;
   stats_.blocks++;
+}
+
+void DiskCache::trust_locked(Dir& d, const std::string& key) {
+  auto it = d.index.find(key);
+  if (it != d.index.end()) it->second.trusted = true;
 }
 
 void DiskCache::remove_locked(Dir& d, const std::string& key) {
@@ -368,9 +375,54 @@ std::optional<std::string> DiskCache::get(const std::string& key) {
   }
   std::lock_guard lk(mu_);
   if (!indexed) insert_locked(d, key, static_cast<uint64_t>(st.st_size));
+  trust_locked(d, key);
   stats_.hits++;
   stats_.hit_bytes += buf.size();
   return buf;
+}
+
+FileBlock DiskCache::open_file(const std::string& key) {
+  if (opts_.verify == CacheVerify::kFull) return nullptr;
+  const size_t di = dir_of(key);
+  Dir& d = dirs_[di];
+  uint64_t size;
+  bool trusted;
+  {
+    std::lock_guard lk(mu_);
+    auto it = d.index.find(key);
+    if (it == d.index.end()) return nullptr;
+    size = it->second.size;
+    trusted = it->second.trusted;
+    if (!trusted && opts_.verify == CacheVerify::kOnce) return nullptr;
+  }
+  if (size < key.size() + kFooter) return nullptr;
+  const int fd = ::open(file_path(di, key).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;  // get() tells why, and drops the entry
+  const uint64_t data_len = size - key.size() - kFooter;
+  auto file = std::make_shared<const CacheFile>(fd, data_len);
+  // A file of another size than indexed was replaced or cut behind the cache's back.
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return nullptr;
+  if (!trusted) {  // kNone: the trailer must frame this key's data
+    std::string tail(key.size() + kFooter, '\0');
+    if (!read_all(fd, tail.data(), tail.size(), data_len)) return nullptr;
+    Decoder f(std::string_view(tail).substr(key.size()));
+    const uint32_t key_len = f.get_u32();
+    const uint64_t len = f.get_u64();
+    f.get_u64();  // the checksum, not checked
+    if (key_len != key.size() || len != data_len || f.get_u32() != kMagic ||
+        std::string_view(tail).substr(0, key.size()) != key) {
+      return nullptr;
+    }
+  }
+  std::lock_guard lk(mu_);
+  auto it = d.index.find(key);
+  if (it != d.index.end()) {  // else evicted meanwhile: the open file still serves this read
+    d.lru.splice(d.lru.begin(), d.lru, it->second.lru_pos);
+    it->second.trusted = true;
+  }
+  stats_.file_opens++;
+  return file;
 }
 
 bool DiskCache::contains(const std::string& key) {
@@ -431,6 +483,7 @@ bool DiskCache::put(const std::string& key, std::string_view data) {
   }
   std::lock_guard lk(mu_);
   insert_locked(d, key, size);
+  trust_locked(d, key);
   if (direct) stats_.direct_writes++;
   stats_.written_blocks++;
   stats_.written_bytes += data.size();

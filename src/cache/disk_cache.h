@@ -3,9 +3,13 @@
 // A block is one file, dir/<2 hex digits of the key's hash>/<escaped key>, holding the raw
 // (decoded) block bytes at offset 0 followed by a trailer: the key, then a fixed footer
 // (key length, data length, XXH3 checksum of the data, magic). Data at offset 0 lets a
-// reader splice straight from the file; the trailer lets every read verify the bytes. A
+// reader splice straight from the file; the trailer lets a read verify the bytes. A
 // file is written to a temporary name and renamed into place, without fsync: a torn or
 // damaged file fails verification, is removed and counts as a miss (never as data).
+//
+// How often a file is verified is DiskCacheOptions::verify: get() always verifies, and
+// open_file() hands out the open file for a reader to splice from, unverified, only when
+// the option allows (kOnce: after this process verified or wrote the file).
 //
 // Several directories share the capacity equally; a key's directory is chosen by
 // rendezvous hashing over the directories, so adding one moves only the keys it wins.
@@ -37,6 +41,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cache/block_cache.h"
 #include "common/status.h"
 
 namespace sluice::cache {
@@ -58,6 +63,8 @@ struct DiskCacheOptions {
   // than anything else, and the block is not cached twice in memory (the FUSE file's pages
   // already hold it). A file system that refuses O_DIRECT (EINVAL) gets buffered writes.
   bool direct_io = true;
+  // When open_file() may hand out a file without verifying its checksum (CacheVerify).
+  CacheVerify verify = CacheVerify::kOnce;
 };
 
 struct DiskCacheStats {
@@ -74,6 +81,7 @@ struct DiskCacheStats {
   uint64_t dir_errors = 0;     // a directory missing or unusable (then recreated if possible)
   uint64_t skipped_full = 0;   // writes skipped because the disk stayed too full
   uint64_t direct_writes = 0;  // files written with O_DIRECT
+  uint64_t file_opens = 0;     // open_file() calls that returned the file
 };
 
 class DiskCache {
@@ -84,6 +92,11 @@ class DiskCache {
 
   // The verified data of key, or nullopt (a miss: absent, unreadable or corrupt).
   std::optional<std::string> get(const std::string& key);
+  // key's file, open for a reader to splice from, unverified: with verify kOnce when this
+  // process verified (get) or wrote (put) it, with kNone when its size and trailer are
+  // right. nullptr otherwise (then get() reads and verifies it): kFull, not indexed, not
+  // verified yet, or its size is not the one indexed. Counts file_opens, refreshes recency.
+  FileBlock open_file(const std::string& key);
   // Whether key has a file (not verified, no stats, no recency change).
   bool contains(const std::string& key);
   // Stores data under key, replacing any copy; errors are counted and logged, not
@@ -101,6 +114,7 @@ class DiskCache {
   struct Entry {
     uint64_t size;
     std::list<std::string>::iterator lru_pos;
+    bool trusted = false;  // verified or written by this process (open_file may skip the check)
   };
   struct Dir {
     std::string path;
@@ -120,6 +134,7 @@ class DiskCache {
   // Index updates; mu_ held.
   void insert_locked(Dir& d, const std::string& key, uint64_t size);
   void remove_locked(Dir& d, const std::string& key);
+  void trust_locked(Dir& d, const std::string& key);
   // Evicts d's LRU files until `incoming` more bytes fit its capacity and free space.
   // Returns false when they cannot (the disk stays too full).
   bool make_room_locked(Dir& d, uint64_t incoming, std::vector<std::string>* doomed);

@@ -97,6 +97,11 @@ void TieredCache::erase(const std::string& key) {
   disk_->erase(key);
 }
 
+FileBlock TieredCache::open_file(const std::string& key) {
+  if (mem_.peek(key)) return nullptr;  // memory is nearer
+  return disk_->open_file(key);
+}
+
 CacheStats TieredCache::stats() const {
   CacheStats s = mem_.stats();
   DiskCacheStats d = disk_->stats();
@@ -112,6 +117,7 @@ CacheStats TieredCache::stats() const {
   s.disk_corrupt = d.corrupt;
   s.disk_dir_errors = d.dir_errors;
   s.disk_skipped_full = d.skipped_full;
+  s.disk_file_opens = d.file_opens;
   std::lock_guard lk(qmu_);
   s.disk_dropped = dropped_;
   s.disk_pending_bytes = pending_bytes_;

@@ -10,7 +10,8 @@
 // fill() (warmup) waits for room in the queue instead of dropping, and also queues a block
 // it finds only in memory.
 //
-// peek() looks at memory only (prefetch uses it to skip blocks already in memory; a
+// open_file() hands out the disk tier's file of a block memory does not hold (for a reader
+// to splice from; DiskCache::open_file says when). peek() looks at memory only (prefetch uses it to skip blocks already in memory; a
 // prefetch of a block on disk lifts it into memory). contains() and erase() cover both
 // tiers and the write queue. stats(): the memory tier's fields plus disk_* fields.
 //
@@ -48,6 +49,7 @@ class TieredCache : public BlockCache {
   Result<Block> get_or_load_memory(const std::string& key, const Loader& loader) override;
   void put_memory(const std::string& key, std::string data) override;
   Result<Block> fill(const std::string& key, const Loader& loader) override;
+  FileBlock open_file(const std::string& key) override;
   void erase(const std::string& key) override;
   CacheStats stats() const override;
 

@@ -58,6 +58,7 @@ struct MountArgs {
   std::string buffer_size = "300M", cache_size = "100G", max_readahead = "1M";
   std::string cache_dir;  // ':'-separated; empty: the default for this user
   double free_space_ratio = 0.1;
+  std::string verify_cache_checksum = "once";  // VfsOptions::cache_verify
   bool allow_other = false, read_only = false, writeback = false, nonempty = false;
   int max_threads = 16;
   std::string upload_limit = "0", download_limit = "0";
@@ -122,6 +123,9 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   vo.cache_dirs = a.cache_dirs;
   vo.cache_size = a.cache_bytes;
   vo.free_space_ratio = a.free_space_ratio;
+  vo.cache_verify = a.verify_cache_checksum == "full"   ? cache::CacheVerify::kFull
+                    : a.verify_cache_checksum == "none" ? cache::CacheVerify::kNone
+                                                        : cache::CacheVerify::kOnce;
   vo.set_memory_budget(a.buffer_bytes);
   LOG_INFO("memory: {} MiB write buffers, {} MiB memory cache, {} MiB disk write queue; "
            "disk cache: {}", vo.buffer_size >> 20, vo.memory_cache_size >> 20,
@@ -186,17 +190,17 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   LOG_INFO("read path: object_gets {} object_get_bytes {} prefetch_issued {} prefetch_hits {} "
            "prefetch_wasted {} prefetch_over_budget {} tensor_prefetches {} "
            "safetensors_parsed {} ranged_gets {} ranged_get_bytes {} parted_fetches {} "
-           "part_gets {} page_store_bytes {} page_store_dropped {}",
+           "part_gets {} page_store_bytes {} page_store_dropped {} read_file_bytes {}",
            st.object_gets.load(), st.object_get_bytes.load(), st.prefetch_issued.load(),
            st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
            st.tensor_prefetches.load(), st.safetensors_parsed.load(), st.ranged_gets.load(),
            st.ranged_get_bytes.load(), st.parted_fetches.load(), st.part_gets.load(),
-           st.page_store_bytes.load(), st.page_store_dropped.load());
+           st.page_store_bytes.load(), st.page_store_dropped.load(), st.read_file_bytes.load());
   const cache::CacheStats cs = vfs.block_cache().stats();
   LOG_INFO("block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
-           "disk_written_blocks {} disk_dropped {} disk_corrupt {}",
+           "disk_written_blocks {} disk_dropped {} disk_corrupt {} disk_file_opens {}",
            cs.hits, cs.misses, cs.shared, cs.evictions, cs.disk_hits, cs.disk_misses,
-           cs.disk_written_blocks, cs.disk_dropped, cs.disk_corrupt);
+           cs.disk_written_blocks, cs.disk_dropped, cs.disk_corrupt, cs.disk_file_opens);
   if (!served.ok()) return served;
   if (!stopped.ok()) {
     return Status(stopped.code(), "unmounted, but closing the session failed: " +
@@ -507,6 +511,14 @@ Command add_mount(CLI::App& app) {
                   "Keep at least this fraction of each cache directory's file system free, "
                   "evicting cached blocks to do so")
       ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
+  sub->add_option("--verify-cache-checksum", a->verify_cache_checksum,
+                  "When reads from the disk cache check a block's checksum: 'full' on every "
+                  "read; 'once' the first time this mount reads a cached file (or when it "
+                  "wrote it), after which reads are spliced from the file without a copy; "
+                  "'none' never (only the file's size and trailer are checked). A file "
+                  "that fails the check is removed and the block fetched from the store")
+      ->check(CLI::IsMember({"full", "once", "none"}))
       ->capture_default_str();
   sub->add_option("--max-readahead", a->max_readahead,
                   "Kernel read-ahead per file: each page fault or read of a file asks "

@@ -73,6 +73,9 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
     c("sluice_page_store_dropped_total",
       "page-cache stores dropped (queue full, file changed, refused by the kernel)",
       s.page_store_dropped.load());
+    c("sluice_read_file_bytes_total",
+      "read bytes answered with disk-cache files (spliced), not copies in memory",
+      s.read_file_bytes.load());
     const cache::CacheStats cs = vfs.block_cache().stats();
     c("sluice_cache_hits_total", "block reads served by the block cache", cs.hits);
     c("sluice_cache_misses_total", "block reads the block cache had to load", cs.misses);
@@ -84,6 +87,9 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
     c("sluice_disk_cache_hits_total", "block loads served by the disk cache", cs.disk_hits);
     c("sluice_disk_cache_misses_total", "block loads the disk cache did not have", cs.disk_misses);
     c("sluice_disk_cache_hit_bytes_total", "bytes read from the disk cache", cs.disk_hit_bytes);
+    c("sluice_disk_cache_file_opens_total",
+      "disk cache files opened for reads to splice from, without a check (--verify-cache-checksum)",
+      cs.disk_file_opens);
     c("sluice_disk_cache_written_bytes_total", "bytes written to the disk cache",
       cs.disk_written_bytes);
     c("sluice_disk_cache_evictions_total", "blocks evicted from the disk cache", cs.disk_evictions);

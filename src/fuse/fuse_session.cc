@@ -8,6 +8,7 @@
 // is under way: it may wait on a read of the kernel's) -> signal handlers removed ->
 // unmount -> session destroyed (closing /dev/fuse aborts anything still waiting on the
 // kernel) -> helper joined.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
@@ -72,6 +73,25 @@ std::string escape_opt(const std::string& s) {
   return out;
 }
 
+// libfuse splices a reply from files (reads served from disk-cache files) only through a
+// pipe that holds the whole reply: for 1 MiB reads, more than the default
+// fs.pipe-max-size (1 MiB) lets a process without CAP_SYS_RESOURCE have. Then libfuse
+// reads the file into a buffer instead (one copy, still correct): said once at mount.
+void probe_splice_pipe() {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return;
+  const size_t want = 2 * kMaxRequest;  // a 1 MiB reply and its header, rounded up
+  const bool grows = fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(want)) >= 0;
+  const int err = errno;
+  close(p[0]);
+  close(p[1]);
+  if (!grows) {
+    LOG_INFO("fuse: reads from disk-cache files are copied, not spliced: a pipe cannot grow "
+             "to {} KiB ({}); raise fs.pipe-max-size to {} to splice them",
+             want >> 10, std::strerror(err), want);
+  }
+}
+
 void op_init(void* userdata, fuse_conn_info* conn) {
   Adapter& a = *static_cast<Adapter*>(userdata);
   auto want = [conn](unsigned cap) {
@@ -101,6 +121,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   }
   LOG_INFO("fuse: protocol 7.{}, max_write {}, max_readahead {}, capabilities {:#x}",
            conn->proto_minor, conn->max_write, conn->max_readahead, conn->want);
+  if (conn->want & FUSE_CAP_SPLICE_WRITE) probe_splice_pipe();
   if (a.on_init) a.on_init();
 }
 

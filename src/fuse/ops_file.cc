@@ -85,19 +85,43 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Adapter& a = adapter(req);
   // The reply points into the cached blocks: the kernel copies the bytes once, straight
-  // into its page cache (see vfs::ReadData).
+  // into its page cache (see vfs::ReadData). Pieces in disk-cache files go as file
+  // buffers, which libfuse splices from the file when the kernel lets it (splice write),
+  // and else reads into a buffer of its own.
   thread_local vfs::ReadData data;
-  thread_local std::vector<iovec> iov;
   Status st =
       a.vfs.read_pieces(a.context(req, false), ino, fi->fh, static_cast<uint64_t>(off), size, data);
   if (!st.ok()) {
-    data.hold.clear();
+    data.clear();
     return a.reply_error(req, st, "read");
   }
-  iov.clear();
-  for (const auto& [p, len] : data.pieces) iov.push_back({const_cast<char*>(p), len});
-  fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
-  data.hold.clear();  // the blocks may leave the cache now
+  if (data.files.empty()) {
+    thread_local std::vector<iovec> iov;
+    iov.clear();
+    for (const vfs::ReadPiece& p : data.pieces) iov.push_back({const_cast<char*>(p.data), p.len});
+    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+  } else {
+    // fuse_bufvec ends in a one-element array that holds `count` buffers (the C idiom).
+    const size_t n = data.pieces.size();
+    thread_local std::vector<uint64_t> mem;
+    mem.assign((sizeof(fuse_bufvec) + n * sizeof(fuse_buf) + 7) / 8, 0);
+    auto* bv = reinterpret_cast<fuse_bufvec*>(mem.data());
+    bv->count = n;
+    fuse_buf* bufs = bv->buf;
+    for (size_t i = 0; i < n; i++) {
+      const vfs::ReadPiece& p = data.pieces[i];
+      bufs[i].size = p.len;
+      if (p.data == nullptr) {
+        bufs[i].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+        bufs[i].fd = p.fd;
+        bufs[i].pos = static_cast<off_t>(p.fd_off);
+      } else {
+        bufs[i].mem = const_cast<char*>(p.data);
+      }
+    }
+    fuse_reply_data(req, bv, static_cast<fuse_buf_copy_flags>(0));
+  }
+  data.clear();  // the blocks may leave the cache now
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,

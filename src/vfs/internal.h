@@ -151,6 +151,7 @@ struct Prefetch {
 // last sub-block of the block.
 struct BlockData {
   cache::Block whole;
+  cache::FileBlock file;  // the whole block as a disk-cache file (instead of `whole`)
   uint32_t first = 0;
   std::vector<cache::Block> subs;
 
@@ -159,11 +160,17 @@ struct BlockData {
     d.whole = std::move(b);
     return d;
   }
-  // Appends pointers to the len bytes at block offset off (one piece per block or
+  static BlockData of_file(cache::FileBlock f) {
+    BlockData d;
+    d.file = std::move(f);
+    return d;
+  }
+  // Appends the pieces of the len bytes at block offset off (one per block, file or
   // sub-block they span); false when they are not all held.
-  bool append(uint64_t off, uint64_t len, std::vector<std::pair<const char*, size_t>>& out) const;
-  // Moves the blocks it holds to `hold` (the pointers from append stay valid there).
-  void hold_in(std::vector<cache::Block>& hold);
+  bool append(uint64_t off, uint64_t len, std::vector<ReadPiece>& out) const;
+  // Moves the blocks and files it holds to out's hold and files (the pieces from append
+  // stay valid there).
+  void hold_in(ReadData& out);
 };
 
 struct FileHandle {

@@ -46,11 +46,15 @@ std::pair<uint32_t, uint32_t> sub_span(uint32_t len, uint64_t lo, uint64_t hi) {
 
 }  // namespace
 
-bool BlockData::append(uint64_t off, uint64_t len,
-                       std::vector<std::pair<const char*, size_t>>& out) const {
+bool BlockData::append(uint64_t off, uint64_t len, std::vector<ReadPiece>& out) const {
   if (whole) {
     if (off + len > whole->size()) return false;
-    out.emplace_back(whole->data() + off, len);
+    out.push_back({whole->data() + off, len});
+    return true;
+  }
+  if (file) {
+    if (off + len > file->len) return false;
+    out.push_back({nullptr, len, file->fd, off});
     return true;
   }
   while (len > 0) {
@@ -60,17 +64,18 @@ bool BlockData::append(uint64_t off, uint64_t len,
     const uint64_t at = off % kSub;
     if (at >= sb.size()) return false;
     const uint64_t n = std::min(len, sb.size() - at);
-    out.emplace_back(sb.data() + at, n);
+    out.push_back({sb.data() + at, n});
     off += n;
     len -= n;
   }
   return true;
 }
 
-void BlockData::hold_in(std::vector<cache::Block>& hold) {
-  if (whole) hold.push_back(std::move(whole));
+void BlockData::hold_in(ReadData& out) {
+  if (whole) out.hold.push_back(std::move(whole));
+  if (file) out.files.push_back(std::move(file));
   for (cache::Block& b : subs) {
-    if (b) hold.push_back(std::move(b));
+    if (b) out.hold.push_back(std::move(b));
   }
 }
 
@@ -102,12 +107,10 @@ Result<BlockData> Vfs::load_whole(const BlockRef& b, uint64_t lo, uint64_t hi) {
     if (loc.ok()) {
       InFlight whole(*this, whole_inflight_, range_inflight_, loc->first);
       if (!whole.claimed()) return load_range(b, lo, hi);
-      ASSIGN_OR_RETURN(cache::Block w, load_block(b));
-      return BlockData::of_whole(std::move(w));
+      return load_block(b);
     }
   }
-  ASSIGN_OR_RETURN(cache::Block w, load_block(b));  // a bad layout is reported here
-  return BlockData::of_whole(std::move(w));
+  return load_block(b);  // a bad layout is reported here
 }
 
 bool Vfs::in_flight(const std::unordered_map<std::string, int>& m, const std::string& key) {
@@ -140,8 +143,7 @@ Result<BlockData> Vfs::load_range(const BlockRef& b, uint64_t lo, uint64_t hi, b
   auto whole_block = [&]() -> Result<BlockData> {
     // load_block does not say whether it fetched; a prefetch of a block read whole is
     // counted by prefetch_block's rules instead.
-    ASSIGN_OR_RETURN(cache::Block w, load_block(b));
-    return BlockData::of_whole(std::move(w));
+    return load_block(b);
   };
   if (cache_->peek(key)) return whole_block();  // counts the hit
   if (known_without_table(key)) return whole_block();

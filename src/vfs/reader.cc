@@ -28,7 +28,11 @@
 // (no stream on its handle) of a block not cached fetches only the 64 KiB sub-blocks it
 // needs when they are at most half the block, and tensor prefetch fetches only the
 // tensor's part of a block it covers partly. See docs/read-path.md.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string_view>
 
@@ -128,17 +132,34 @@ constexpr size_t kCopyStep = 16 << 20;
 
 size_t ReadData::copy_to(char* dst, size_t from, size_t n) const {
   size_t done = 0, pos = 0;
-  for (const auto& [p, len] : pieces) {
+  for (const ReadPiece& p : pieces) {
     if (done == n) break;
-    if (pos + len > from) {
+    if (pos + p.len > from) {
       const size_t skip = from > pos ? from - pos : 0;
-      const size_t take = std::min(len - skip, n - done);
-      std::memcpy(dst + done, p + skip, take);
+      const size_t take = std::min(p.len - skip, n - done);
+      if (p.data != nullptr) {
+        std::memcpy(dst + done, p.data + skip, take);
+      } else {
+        for (size_t got = 0; got < take;) {
+          const ssize_t r = pread(p.fd, dst + done + got, take - got,
+                                  static_cast<off_t>(p.fd_off + skip + got));
+          if (r < 0 && errno == EINTR) continue;
+          if (r <= 0) return done + got;
+          got += static_cast<size_t>(r);
+        }
+      }
       done += take;
     }
-    pos += len;
+    pos += p.len;
   }
   return done;
+}
+
+void ReadData::clear() {
+  pieces.clear();
+  hold.clear();
+  files.clear();
+  size = 0;
 }
 
 Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, char* buf,
@@ -149,9 +170,13 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
     const size_t step = std::min(size - done, kCopyStep);
     Status st = read_pieces(ctx, ino, fh, off + done, step, data);
     const size_t got = data.copy_to(buf + done, 0, data.size);
-    data.pieces.clear();
-    data.hold.clear();
+    const size_t want = data.size;
+    data.clear();
     RETURN_IF_ERROR(st);
+    if (got < want) {
+      return Status(Code::kIO, "reading inode " + std::to_string(ino) +
+                                   ": a disk-cache file could not be read: " + std::strerror(errno));
+    }
     done += got;
     if (got < step) break;  // end of file
   }
@@ -160,9 +185,7 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
 
 Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, size_t size,
                         ReadData& out) {
-  out.pieces.clear();
-  out.hold.clear();
-  out.size = 0;
+  out.clear();
   ASSIGN_OR_RETURN(auto h, file_handle(ino, fh));
   if (!h->readable()) {
     return Status(Code::kBadFd, "handle " + std::to_string(fh) + " is not open for reading");
@@ -290,7 +313,7 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
   for (const Piece& pc : pieces) {
     if (pc.block == kZeroPiece) {
       for (uint64_t z = 0; z < pc.len; z += kZerosSize) {
-        out.pieces.emplace_back(kZeros, std::min<uint64_t>(kZerosSize, pc.len - z));
+        out.pieces.push_back({kZeros, std::min<uint64_t>(kZerosSize, pc.len - z)});
       }
       continue;
     }
@@ -301,7 +324,10 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
                                            " is shorter than its layout");
     }
   }
-  for (BlockData& d : got) d.hold_in(out.hold);
+  for (BlockData& d : got) d.hold_in(out);
+  for (const ReadPiece& p : out.pieces) {
+    if (p.data == nullptr) stats_.read_file_bytes += p.len;
+  }
   out.size = n;
   stats_.read_ops++;
   stats_.read_bytes += n;
@@ -447,14 +473,22 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
   return out;
 }
 
-Result<cache::Block> Vfs::load_block(const BlockRef& b) {
+Result<BlockData> Vfs::load_block(const BlockRef& b) {
   ASSIGN_OR_RETURN(auto loc, locate(meta_->format(), b));
   const auto& [key, len] = loc;
   {
     std::lock_guard lk(prefetched_mu_);
     if (prefetched_.erase(key) > 0) stats_.prefetch_hits++;
   }
-  return cache_->get_or_load(key, [&] { return fetch_block(key, len, opts_.block_get_parts); });
+  // A block the disk cache may serve as it is is read from its file (spliced), not into
+  // memory.
+  if (cache::FileBlock f = cache_->open_file(key); f && f->len == len) {
+    return BlockData::of_file(std::move(f));
+  }
+  ASSIGN_OR_RETURN(cache::Block w, cache_->get_or_load(key, [&] {
+    return fetch_block(key, len, opts_.block_get_parts);
+  }));
+  return BlockData::of_whole(std::move(w));
 }
 
 cache::Block Vfs::prefetch_block(const BlockRef& b, PrefetchFor why) {
@@ -463,6 +497,12 @@ cache::Block Vfs::prefetch_block(const BlockRef& b, PrefetchFor why) {
   if (cache::Block cached = cache_->peek(loc->first)) return cached;
   const auto& [key, len] = *loc;
   if (why == PrefetchFor::kWholeFile && cache_->contains(key)) return nullptr;
+  // A block its reader will take from its disk-cache file (load_block) stays there; the
+  // file's pages are read ahead instead.
+  if (cache::FileBlock f = cache_->open_file(key)) {
+    posix_fadvise(f->fd, 0, static_cast<off_t>(f->len), POSIX_FADV_WILLNEED);
+    return nullptr;
+  }
   // Parts of it were fetched as sub-blocks, or are being: fetch only the rest.
   if (has_cached_subs(b)) {
     prefetch_range({b, 0, len});

@@ -28,6 +28,7 @@ std::unique_ptr<cache::BlockCache> make_block_cache(const VfsOptions& o) {
   d.dirs = o.cache_dirs;
   d.capacity = o.cache_size;
   d.free_ratio = o.free_space_ratio;
+  d.verify = o.cache_verify;
   auto disk = cache::DiskCache::open(std::move(d));
   if (!disk.ok()) {
     LOG_WARN("vfs: running without a disk cache: {}", disk.status().ToString());

@@ -77,6 +77,9 @@ struct VfsOptions {
   double free_space_ratio = 0.1;            // keep this fraction of each cache file system free
   uint64_t disk_write_queue = 64ull << 20;  // blocks waiting to be written to disk
   bool cache_writes = true;                 // written blocks go to the disk cache too
+  // When reads from the disk cache verify a block's checksum; reads of blocks that need
+  // no check are spliced from the cache file (cache::CacheVerify, docs/cache.md).
+  cache::CacheVerify cache_verify = cache::CacheVerify::kOnce;
 
   bool disk_cache_enabled() const { return !cache_dirs.empty() && cache_size > 0; }
   // Splits one memory budget (--buffer-size) between write buffers (buffer_size), the
@@ -110,6 +113,9 @@ struct VfsStats {
   // whole out of order that were pushed into the kernel's page cache of the file, and
   // stores dropped (queue full, the file changed, or the kernel refused them).
   std::atomic<uint64_t> page_store_bytes{0}, page_store_dropped{0};
+  // Bytes of reads answered with disk-cache files rather than bytes in memory (the FUSE
+  // layer splices them; cache::BlockCache::open_file).
+  std::atomic<uint64_t> read_file_bytes{0};
 };
 
 // What Vfs::warmup does to each block: load it into the cache (from the store when
@@ -136,16 +142,29 @@ enum class PrefetchFor;
 struct TensorLayout;
 using Segments = std::shared_ptr<const std::vector<meta::Segment>>;
 
-// The data of one read without a copy: pieces of cached blocks, which `hold` keeps alive
-// until the ReadData is dropped, and zeros (holes) from a static buffer. The FUSE layer
-// replies with the pieces as they are (one writev), so a read's bytes are copied once,
-// by the kernel, instead of also into a reply buffer.
+// One piece of a read: len bytes in memory at data, or (data null) len bytes of the open
+// file fd from fd_off (a disk-cache file, BlockCache::open_file).
+struct ReadPiece {
+  const char* data = nullptr;
+  size_t len = 0;
+  int fd = -1;
+  uint64_t fd_off = 0;
+};
+
+// The data of one read without a copy: pieces of cached blocks, which `hold` and `files`
+// keep alive until the ReadData is dropped, and zeros (holes) from a static buffer. The
+// FUSE layer replies with the pieces as they are (one writev, or a splice from the files
+// where there are file pieces), so a read's bytes are copied once, by the kernel, instead
+// of also into a reply buffer.
 struct ReadData {
-  std::vector<std::pair<const char*, size_t>> pieces;  // in file order
+  std::vector<ReadPiece> pieces;  // in file order
   std::vector<cache::Block> hold;
+  std::vector<cache::FileBlock> files;
   size_t size = 0;  // bytes in all pieces
-  // Copies the pieces' bytes from byte `from` on to dst (at most n bytes); returns how many.
+  // Copies the pieces' bytes from byte `from` on to dst (at most n bytes); returns how
+  // many, fewer than asked (within size) only when reading a file piece failed.
   size_t copy_to(char* dst, size_t from, size_t n) const;
+  void clear();
 };
 
 class Vfs {
@@ -299,7 +318,9 @@ class Vfs {
   // reads past it are the kernel reading ahead of a loader that faults tensors in at
   // random. 0 otherwise (no layout, or a stream from the header).
   uint64_t entered_tensor_end(const FileHandle& h) const;
-  Result<cache::Block> load_block(const BlockRef& b);
+  // The block for a read: its disk-cache file when the cache may serve that as it is
+  // (BlockCache::open_file), else the block in memory (loaded from disk or the store).
+  Result<BlockData> load_block(const BlockRef& b);
   // Loads b into the cache unless cached, as `why` says (vfs/internal.h). Returns the
   // block when it is in memory now (cached before, or loaded whole by this call).
   cache::Block prefetch_block(const BlockRef& b, PrefetchFor why);

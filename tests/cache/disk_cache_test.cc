@@ -229,6 +229,89 @@ TEST_F(DiskCacheTest, CorruptOrTruncatedFileIsAMissAndRemoved) {
   EXPECT_EQ(*c->get("bad"), block('q'));
 }
 
+// The bytes of an open_file() result, read from its fd.
+std::string file_bytes(const FileBlock& f) {
+  std::string out(f->len, '\0');
+  EXPECT_EQ(pread(f->fd, out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
+  return out;
+}
+
+TEST_F(DiskCacheTest, OpenFileHandsOutFilesThisProcessWroteOrVerified) {
+  {
+    auto c = open({});  // kOnce, the default
+    ASSERT_TRUE(c->put("w", block('w', 5000)));
+    FileBlock f = c->open_file("w");  // written here: no check needed
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->len, 5000u);
+    EXPECT_EQ(file_bytes(f), block('w', 5000));
+    EXPECT_EQ(c->open_file("absent"), nullptr);
+    EXPECT_EQ(c->stats().file_opens, 1u);
+    EXPECT_EQ(c->stats().hits, 0u);  // opens are no verified reads
+  }
+  {
+    // After a restart nothing is trusted until get() has verified it.
+    auto c = open({});
+    EXPECT_EQ(c->open_file("w"), nullptr);
+    ASSERT_TRUE(c->get("w").has_value());
+    FileBlock f = c->open_file("w");
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(file_bytes(f), block('w', 5000));
+    // The open file outlives its eviction (unlink): a read under way finishes.
+    c->erase("w");
+    EXPECT_EQ(c->open_file("w"), nullptr);
+    EXPECT_EQ(file_bytes(f), block('w', 5000));
+  }
+  {
+    DiskCacheOptions o;
+    o.verify = CacheVerify::kFull;
+    auto c = open(o);
+    ASSERT_TRUE(c->put("x", block('x')));
+    ASSERT_TRUE(c->get("x").has_value());
+    EXPECT_EQ(c->open_file("x"), nullptr);  // every read verifies
+    EXPECT_EQ(c->stats().file_opens, 0u);
+  }
+}
+
+TEST_F(DiskCacheTest, OpenFileRefusesAFileOfTheWrongSizeOrFraming) {
+  {
+    auto c = open({});
+    for (const char* k : {"grown", "cut", "framed", "keyed", "fine"}) {
+      ASSERT_TRUE(c->put(k, block('a', 3000)));
+    }
+  }
+  DiskCacheOptions o;
+  o.verify = CacheVerify::kNone;
+  auto c = open(o);
+  // Not verified in this process, yet handed out (kNone): the size and trailer are right.
+  FileBlock fine = c->open_file("fine");
+  ASSERT_NE(fine, nullptr);
+  EXPECT_EQ(file_bytes(fine), block('a', 3000));
+  // A file whose size is not the one indexed was changed behind the cache's back.
+  {
+    std::ofstream f(c->path_of("grown"), std::ios::app | std::ios::binary);
+    f << "more";
+  }
+  fs::resize_file(c->path_of("cut"), 2000);
+  EXPECT_EQ(c->open_file("grown"), nullptr);
+  EXPECT_EQ(c->open_file("cut"), nullptr);
+  // A damaged trailer (the magic; the key) is refused without verifying the data.
+  auto damage = [&](const std::string& key, off_t from_end) {
+    const std::string path = c->path_of(key);
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<off_t>(fs::file_size(path)) - from_end);
+    f.put('!');
+  };
+  damage("framed", 1);                          // the magic, last in the file
+  damage("keyed", 24 + 1);                      // the key's last byte, before the footer
+  EXPECT_EQ(c->open_file("framed"), nullptr);
+  EXPECT_EQ(c->open_file("keyed"), nullptr);
+  // get() then finds them bad, removes them and counts them.
+  EXPECT_FALSE(c->get("framed").has_value());
+  EXPECT_FALSE(c->get("keyed").has_value());
+  EXPECT_EQ(c->stats().corrupt, 2u);
+  EXPECT_EQ(c->stats().file_opens, 1u);
+}
+
 TEST_F(DiskCacheTest, RemovedDirectoryIsBypassedThenRecreated) {
   auto c = open({});
   ASSERT_TRUE(c->put("k1", block('1')));

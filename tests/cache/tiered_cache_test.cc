@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -143,6 +144,35 @@ TEST_F(TieredCacheTest, NoCacheWritesKeepsWrittenBlocksInMemoryOnly) {
   c->drain();
   EXPECT_NE(c->peek("w"), nullptr);
   EXPECT_FALSE(c->disk().contains("w"));
+}
+
+TEST_F(TieredCacheTest, OpenFileOnlyForBlocksOnDiskAndNotInMemory) {
+  TieredCacheOptions o;
+  o.memory_capacity = 2500;  // two 1000-byte blocks
+  auto c = make(o);
+  int loads = 0;
+  auto loader = [&](char ch) {
+    return [&loads, ch]() -> Result<std::string> {
+      loads++;
+      return std::string(1000, ch);
+    };
+  };
+  ASSERT_TRUE(c->get_or_load("a", loader('a')).ok());
+  c->drain();
+  EXPECT_EQ(c->open_file("a"), nullptr);  // memory holds it: nearer than the disk
+  ASSERT_TRUE(c->get_or_load("b", loader('b')).ok());
+  ASSERT_TRUE(c->get_or_load("c", loader('c')).ok());
+  c->drain();
+  ASSERT_EQ(c->peek("a"), nullptr);  // evicted from memory, still on disk
+  FileBlock f = c->open_file("a");
+  ASSERT_NE(f, nullptr);
+  std::string got(f->len, '\0');
+  ASSERT_EQ(pread(f->fd, got.data(), got.size(), 0), 1000);
+  EXPECT_EQ(got, std::string(1000, 'a'));
+  EXPECT_EQ(c->peek("a"), nullptr);  // not lifted into memory
+  EXPECT_EQ(loads, 3);
+  EXPECT_EQ(c->stats().disk_file_opens, 1u);
+  EXPECT_EQ(c->open_file("never"), nullptr);
 }
 
 TEST_F(TieredCacheTest, MemoryOnlyLoadsAndPutsNeverReachTheDisk) {

@@ -65,6 +65,19 @@ inline std::string read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
+// The value of `name N` on the last "<line>:" log line of a mount log (the read path and
+// block cache counters logged at unmount), or -1.
+inline long long log_counter(const std::string& log, const std::string& line,
+                             const std::string& name) {
+  const size_t at = log.rfind(line + ":");
+  if (at == std::string::npos) return -1;
+  const std::string text = log.substr(at, log.find('\n', at) - at);
+  const std::string key = " " + name + " ";
+  const size_t k = text.find(key);
+  if (k == std::string::npos) return -1;
+  return std::atoll(text.c_str() + k + key.size());
+}
+
 inline void write_file(const std::string& path, const std::string& data) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(data.data(), static_cast<std::streamsize>(data.size()));

@@ -1,6 +1,7 @@
 // The disk cache through the kernel: blocks read once survive an unmount and are served
 // from the cache directory with the object store gone; a cache directory removed or
-// corrupted under a live mount never fails a read.
+// corrupted under a live mount never fails a read; blocks this mount verified are read
+// from their cache files (spliced) unless --verify-cache-checksum full.
 #include <random>
 
 #include "mount_fixture.h"
@@ -89,6 +90,41 @@ TEST_F(DiskCacheMount, CorruptOrRemovedCacheNeverFailsReads) {
   fs::remove_all(path("cache"));
   ASSERT_EQ(system(("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; true")), 0);
   EXPECT_EQ(read_file(mnt_ + "/f.bin"), data);
+}
+
+TEST_F(DiskCacheMount, VerifiedBlocksAreReadFromTheirCacheFiles) {
+  const std::string data = random_bytes(13'000'000, 11);  // four blocks
+  write_file(mnt_ + "/f.bin", data);
+  Unmount();
+  ASSERT_GE(files_under(path("cache")).size(), 4u);
+  auto drop_caches = [] {
+    ASSERT_EQ(system("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; true"), 0);
+  };
+  // A 4 MiB memory cache: the second read finds only the disk copies, which the first
+  // read of this mount verified.
+  Mount({"--buffer-size", "16M"});
+  drop_caches();
+  EXPECT_EQ(read_file(mnt_ + "/f.bin"), data);
+  drop_caches();
+  EXPECT_EQ(read_file(mnt_ + "/f.bin"), data);
+  Unmount();
+  std::string log = read_file(path("sluice.log"));
+  EXPECT_GE(log_counter(log, "read path", "read_file_bytes"), 8 << 20) << log;
+  EXPECT_GE(log_counter(log, "block cache", "disk_file_opens"), 2) << log;
+  EXPECT_EQ(log_counter(log, "read path", "object_gets"), 0) << log;
+  EXPECT_EQ(log_counter(log, "block cache", "disk_corrupt"), 0) << log;
+
+  // Every read verifies: nothing from the files as they are.
+  Mount({"--buffer-size", "16M", "--verify-cache-checksum", "full"});
+  drop_caches();
+  EXPECT_EQ(read_file(mnt_ + "/f.bin"), data);
+  drop_caches();
+  EXPECT_EQ(read_file(mnt_ + "/f.bin"), data);
+  Unmount();
+  log = read_file(path("sluice.log"));
+  EXPECT_EQ(log_counter(log, "read path", "read_file_bytes"), 0) << log;
+  EXPECT_EQ(log_counter(log, "block cache", "disk_file_opens"), 0) << log;
+  EXPECT_GE(log_counter(log, "block cache", "disk_hits"), 8) << log;
 }
 
 }  // namespace

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstring>
 #include <random>
-#include <regex>
 
 #include "mount_fixture.h"
 
@@ -52,9 +51,7 @@ std::string safetensors_file(const std::vector<uint64_t>& sizes,
 
 // The value of `name N` on the mount log's "read path:" line, or -1.
 long long read_path_counter(const std::string& log, const std::string& name) {
-  std::smatch m;
-  const std::regex re("read path:.* " + name + " ([0-9]+)");
-  return std::regex_search(log, m, re) ? std::stoll(m[1]) : -1;
+  return log_counter(log, "read path", name);
 }
 
 class ReadPathTest : public MountFixture {

@@ -254,10 +254,11 @@ TEST_F(DataTest, ReadPiecesPointIntoBlocksAndZeroFillHoles) {
     ASSERT_EQ(d.size, want.size()) << off;
     std::string got;
     size_t sum = 0;
-    for (const auto& [p, len] : d.pieces) {
-      ASSERT_GT(len, 0u);
-      got.append(p, len);
-      sum += len;
+    for (const ReadPiece& p : d.pieces) {
+      ASSERT_GT(p.len, 0u);
+      ASSERT_NE(p.data, nullptr);  // no disk cache: every piece is in memory
+      got.append(p.data, p.len);
+      sum += p.len;
     }
     EXPECT_EQ(sum, d.size);
     EXPECT_EQ(got, want) << "read_pieces at " << off;

@@ -335,6 +335,63 @@ TEST_F(RangedTest, BlockWithoutATableIsReadWhole) {
   EXPECT_OK(v->stop());
 }
 
+// A block the disk cache holds (this process wrote it there) and memory does not is read
+// from its cache file: the read's pieces name the file instead of bytes in memory, and
+// nothing is fetched again. With --verify-cache-checksum full every read verifies the
+// block in memory instead.
+TEST_F(RangedTest, BlocksOnlyOnDiskAreReadFromTheirCacheFiles) {
+  const std::string data = pattern(4 * kBig, 9);
+  const Ino ino = put_file("f", data);
+  VfsOptions o = disk_cached();
+  o.memory_cache_size = kBig + (1 << 20);  // one block
+  auto v = reader(o);
+  EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
+  v->wait_prefetches();
+  dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
+  const size_t gets = counting_->gets().size();
+  ASSERT_EQ(gets, 4u);
+  EXPECT_EQ(v->stats().read_file_bytes.load(), 0u);  // all four came from the store
+
+  const uint64_t fh = open_ro(*v, ino);
+  size_t file_pieces = 0;
+  for (uint64_t off : {uint64_t{0}, uint64_t{kBig - 5000}, uint64_t{2 * kBig + 12345}}) {
+    ReadData d;
+    ASSERT_OK(v->read_pieces(ctx_, ino, fh, off, 1 << 20, d));
+    ASSERT_EQ(d.size, 1u << 20);
+    for (const ReadPiece& p : d.pieces) {
+      if (p.data == nullptr) {
+        file_pieces++;
+        EXPECT_GE(p.fd, 0);
+      }
+    }
+    std::string got(d.size, '\0');
+    ASSERT_EQ(d.copy_to(got.data(), 0, got.size()), got.size());
+    EXPECT_EQ(got, data.substr(off, 1 << 20)) << off;
+  }
+  EXPECT_GE(file_pieces, 2u);
+  EXPECT_GE(v->stats().read_file_bytes.load(), 1u << 20);
+  EXPECT_GE(v->block_cache().stats().disk_file_opens, 2u);
+  EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
+  EXPECT_EQ(counting_->gets().size(), gets);
+  EXPECT_OK(v->stop());
+  v.reset();
+
+  o.cache_verify = cache::CacheVerify::kFull;
+  v = reader(o);
+  const uint64_t fh2 = open_ro(*v, ino);
+  for (uint64_t off : {uint64_t{0}, uint64_t{2 * kBig + 12345}}) {
+    ReadData d;
+    ASSERT_OK(v->read_pieces(ctx_, ino, fh2, off, 1 << 20, d));
+    for (const ReadPiece& p : d.pieces) EXPECT_NE(p.data, nullptr) << off;
+  }
+  EXPECT_EQ(read(*v, ino, fh2, 0, data.size()), data);
+  EXPECT_EQ(v->stats().read_file_bytes.load(), 0u);
+  EXPECT_EQ(v->block_cache().stats().disk_file_opens, 0u);
+  EXPECT_GE(v->block_cache().stats().disk_hits, 4u);
+  EXPECT_TRUE(counting_->gets().empty());
+  EXPECT_OK(v->stop());
+}
+
 TEST_F(RangedTest, SubBlocksNeverReachTheDiskCache) {
   const std::string data = pattern(2 * kBig, 7);
   const Ino ino = put_file("f", data);

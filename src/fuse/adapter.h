@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -33,6 +34,9 @@ class Adapter {
   const FuseOptions opts;
   // Called from the INIT handler once capabilities are negotiated (before the reply).
   std::function<void()> on_init;
+  // Set at INIT: whether replies are spliced from files (splice write granted, and a pipe
+  // can hold a whole reply). Without, op_read reads disk-cache file pieces itself.
+  std::atomic<bool> splice_files{false};
 
   // ---- requests ----
   // The caller of req. with_groups reads the supplementary groups from /proc (one file

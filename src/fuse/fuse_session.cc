@@ -76,10 +76,11 @@ std::string escape_opt(const std::string& s) {
 // libfuse splices a reply from files (reads served from disk-cache files) only through a
 // pipe that holds the whole reply: for 1 MiB reads, more than the default
 // fs.pipe-max-size (1 MiB) lets a process without CAP_SYS_RESOURCE have. Then libfuse
-// reads the file into a buffer instead (one copy, still correct): said once at mount.
-void probe_splice_pipe() {
+// reads the file into a buffer instead: said once at mount, and op_read reads such
+// pieces itself (a failed read of a cache file is then retried verified, not failed).
+bool probe_splice_pipe() {
   int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return;
+  if (pipe2(p, O_CLOEXEC) != 0) return false;
   const size_t want = 2 * kMaxRequest;  // a 1 MiB reply and its header, rounded up
   const bool grows = fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(want)) >= 0;
   const int err = errno;
@@ -90,6 +91,7 @@ void probe_splice_pipe() {
              "to {} KiB ({}); raise fs.pipe-max-size to {} to splice them",
              want >> 10, std::strerror(err), want);
   }
+  return grows;
 }
 
 void op_init(void* userdata, fuse_conn_info* conn) {
@@ -121,7 +123,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   }
   LOG_INFO("fuse: protocol 7.{}, max_write {}, max_readahead {}, capabilities {:#x}",
            conn->proto_minor, conn->max_write, conn->max_readahead, conn->want);
-  if (conn->want & FUSE_CAP_SPLICE_WRITE) probe_splice_pipe();
+  a.splice_files = (conn->want & FUSE_CAP_SPLICE_WRITE) != 0 && probe_splice_pipe();
   if (a.on_init) a.on_init();
 }
 

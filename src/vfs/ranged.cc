@@ -101,16 +101,16 @@ Vfs::InFlight::~InFlight() {
   if (--m_[key_] == 0) m_.erase(key_);
 }
 
-Result<BlockData> Vfs::load_whole(const BlockRef& b, uint64_t lo, uint64_t hi) {
+Result<BlockData> Vfs::load_whole(const BlockRef& b, uint64_t lo, uint64_t hi, bool files) {
   if (rangeable_) {
     auto loc = locate(meta_->format(), b);
     if (loc.ok()) {
       InFlight whole(*this, whole_inflight_, range_inflight_, loc->first);
-      if (!whole.claimed()) return load_range(b, lo, hi);
-      return load_block(b);
+      if (!whole.claimed()) return load_range(b, lo, hi, nullptr, files);
+      return load_block(b, files);
     }
   }
-  return load_block(b);  // a bad layout is reported here
+  return load_block(b, files);  // a bad layout is reported here
 }
 
 bool Vfs::in_flight(const std::unordered_map<std::string, int>& m, const std::string& key) {
@@ -137,13 +137,14 @@ bool Vfs::has_cached_subs(const BlockRef& b) {
   return false;
 }
 
-Result<BlockData> Vfs::load_range(const BlockRef& b, uint64_t lo, uint64_t hi, bool* fetched) {
+Result<BlockData> Vfs::load_range(const BlockRef& b, uint64_t lo, uint64_t hi, bool* fetched,
+                                  bool files) {
   ASSIGN_OR_RETURN(auto loc, locate(meta_->format(), b));
   const auto& [key, len] = loc;
   auto whole_block = [&]() -> Result<BlockData> {
     // load_block does not say whether it fetched; a prefetch of a block read whole is
     // counted by prefetch_block's rules instead.
-    return load_block(b);
+    return load_block(b, files);
   };
   if (cache_->peek(key)) return whole_block();  // counts the hit
   if (known_without_table(key)) return whole_block();

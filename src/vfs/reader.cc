@@ -155,6 +155,33 @@ size_t ReadData::copy_to(char* dst, size_t from, size_t n) const {
   return done;
 }
 
+bool ReadData::read_files(std::string& buf) {
+  size_t total = 0;
+  for (const ReadPiece& p : pieces) {
+    if (p.data == nullptr) total += p.len;
+  }
+  if (buf.size() < total) buf.resize(total);
+  size_t at = 0;
+  for (ReadPiece& p : pieces) {
+    if (p.data != nullptr) continue;
+    for (size_t got = 0; got < p.len;) {
+      const ssize_t r = pread(p.fd, buf.data() + at + got, p.len - got,
+                              static_cast<off_t>(p.fd_off + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        if (r == 0) errno = EIO;  // the file is shorter than its block
+        return false;
+      }
+      got += static_cast<size_t>(r);
+    }
+    p.data = buf.data() + at;
+    p.fd = -1;
+    at += p.len;
+  }
+  files.clear();
+  return true;
+}
+
 void ReadData::clear() {
   pieces.clear();
   hold.clear();
@@ -169,14 +196,17 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
   while (done < size) {
     const size_t step = std::min(size - done, kCopyStep);
     Status st = read_pieces(ctx, ino, fh, off + done, step, data);
-    const size_t got = data.copy_to(buf + done, 0, data.size);
+    size_t got = data.copy_to(buf + done, 0, data.size);
+    if (st.ok() && got < data.size) {  // a cache file failed to read: verify instead
+      LOG_WARN("vfs: reading a disk-cache file of inode {}: {}; reading it verified", ino,
+               std::strerror(errno));
+      st = read_pieces(ctx, ino, fh, off + done, step, data, /*files=*/false);
+      got = data.copy_to(buf + done, 0, data.size);
+    }
     const size_t want = data.size;
     data.clear();
     RETURN_IF_ERROR(st);
-    if (got < want) {
-      return Status(Code::kIO, "reading inode " + std::to_string(ino) +
-                                   ": a disk-cache file could not be read: " + std::strerror(errno));
-    }
+    if (got < want) return Status(Code::kIO, "reading inode " + std::to_string(ino));
     done += got;
     if (got < step) break;  // end of file
   }
@@ -184,7 +214,7 @@ Result<size_t> Vfs::read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off,
 }
 
 Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, size_t size,
-                        ReadData& out) {
+                        ReadData& out, bool files) {
   out.clear();
   ASSIGN_OR_RETURN(auto h, file_handle(ino, fh));
   if (!h->readable()) {
@@ -289,9 +319,9 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
       // A block with sub-blocks cached fetches only its missing ones, whatever the read.
       Result<BlockData> r = [&]() -> Result<BlockData> {
         if ((random && range_worthwhile(blen, lo, hi)) || has_cached_subs(blocks[i])) {
-          return load_range(blocks[i], lo, hi);
+          return load_range(blocks[i], lo, hi, nullptr, files);
         }
-        return load_whole(blocks[i], lo, hi);
+        return load_whole(blocks[i], lo, hi, files);
       }();
       if (r.ok()) {
         got[i] = std::move(r).value();
@@ -473,7 +503,7 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
   return out;
 }
 
-Result<BlockData> Vfs::load_block(const BlockRef& b) {
+Result<BlockData> Vfs::load_block(const BlockRef& b, bool files) {
   ASSIGN_OR_RETURN(auto loc, locate(meta_->format(), b));
   const auto& [key, len] = loc;
   {
@@ -482,8 +512,10 @@ Result<BlockData> Vfs::load_block(const BlockRef& b) {
   }
   // A block the disk cache may serve as it is is read from its file (spliced), not into
   // memory.
-  if (cache::FileBlock f = cache_->open_file(key); f && f->len == len) {
-    return BlockData::of_file(std::move(f));
+  if (files) {
+    if (cache::FileBlock f = cache_->open_file(key); f && f->len == len) {
+      return BlockData::of_file(std::move(f));
+    }
   }
   ASSIGN_OR_RETURN(cache::Block w, cache_->get_or_load(key, [&] {
     return fetch_block(key, len, opts_.block_get_parts);

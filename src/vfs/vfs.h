@@ -164,6 +164,9 @@ struct ReadData {
   // Copies the pieces' bytes from byte `from` on to dst (at most n bytes); returns how
   // many, fewer than asked (within size) only when reading a file piece failed.
   size_t copy_to(char* dst, size_t from, size_t n) const;
+  // Replaces the file pieces by their bytes, read into buf (which must outlive the
+  // pieces); false when a read failed (errno says why).
+  bool read_files(std::string& buf);
   void clear();
 };
 
@@ -227,9 +230,12 @@ class Vfs {
   // Reads up to size bytes at off; short only at end of file.
   Result<size_t> read(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, char* buf,
                       size_t size);
-  // The same read, as pieces of cached blocks (no copy); `out` is reset first.
+  // The same read, as pieces of cached blocks (no copy); `out` is reset first. With
+  // files, blocks the disk cache may serve as they are come as pieces of their cache files
+  // (ReadPiece::fd); a caller whose read of such a piece fails asks again without files,
+  // which verifies the block (and drops a bad cache file, fetching the block again).
   Status read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, size_t size,
-                     ReadData& out);
+                     ReadData& out, bool files = true);
   Result<size_t> write(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, const char* buf,
                        size_t size);
   Status flush(const Context& ctx, Ino ino, uint64_t fh);  // close(2) of one descriptor
@@ -320,7 +326,7 @@ class Vfs {
   uint64_t entered_tensor_end(const FileHandle& h) const;
   // The block for a read: its disk-cache file when the cache may serve that as it is
   // (BlockCache::open_file), else the block in memory (loaded from disk or the store).
-  Result<BlockData> load_block(const BlockRef& b);
+  Result<BlockData> load_block(const BlockRef& b, bool files = true);
   // Loads b into the cache unless cached, as `why` says (vfs/internal.h). Returns the
   // block when it is in memory now (cached before, or loaded whole by this call).
   cache::Block prefetch_block(const BlockRef& b, PrefetchFor why);
@@ -360,7 +366,7 @@ class Vfs {
   // the missing ones ranged; the whole block when b has no table. *fetched is set when
   // this call fetched from the store.
   Result<BlockData> load_range(const BlockRef& b, uint64_t lo, uint64_t hi,
-                               bool* fetched = nullptr);
+                               bool* fetched = nullptr, bool files = true);
   // Fetches and verifies sub-blocks [a, z) of block `key` (len bytes), caches them in
   // memory, returns sub-block a. kNotSupported when the block has no table.
   Result<std::string> fetch_sub_blocks(const std::string& key, uint32_t len, uint32_t a,
@@ -457,7 +463,7 @@ class Vfs {
   };
   // A whole-block load from the read path: joins a ranged fetch of the block under way
   // instead (fetching only the sub-blocks [lo, hi) still needs).
-  Result<BlockData> load_whole(const BlockRef& b, uint64_t lo, uint64_t hi);
+  Result<BlockData> load_whole(const BlockRef& b, uint64_t lo, uint64_t hi, bool files);
   std::unordered_map<std::string, TableFuture> tables_;
   // page_store.cc: the page store and its queue, served by one thread (pages_thread_,
   // started with the first store) so that no download thread waits on the kernel.

@@ -373,6 +373,35 @@ TEST_F(RangedTest, BlocksOnlyOnDiskAreReadFromTheirCacheFiles) {
   EXPECT_GE(v->block_cache().stats().disk_file_opens, 2u);
   EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
   EXPECT_EQ(counting_->gets().size(), gets);
+
+  // Without splice the FUSE layer reads the file pieces itself (read_files). A cache file
+  // that fails to read then (here: cut short after it was opened) is read again without
+  // files: verified, found bad, removed and fetched from the store.
+  auto& tiered = dynamic_cast<cache::TieredCache&>(v->block_cache());
+  uint32_t index = 0;  // a block read from its file (memory may hold one of them)
+  ReadData d;
+  for (; index < 4; index++) {
+    ASSERT_OK(v->read_pieces(ctx_, ino, fh, index * uint64_t{kBig} + 4096, 1 << 20, d));
+    if (!d.files.empty()) break;
+  }
+  ASSERT_LT(index, 4u);
+  const uint64_t at = index * uint64_t{kBig} + 4096;
+  std::string buf;
+  ASSERT_TRUE(d.read_files(buf));
+  EXPECT_TRUE(d.files.empty());
+  std::string got(d.size, '\0');
+  ASSERT_EQ(d.copy_to(got.data(), 0, got.size()), got.size());
+  EXPECT_EQ(got, data.substr(at, 1 << 20));
+  ASSERT_OK(v->read_pieces(ctx_, ino, fh, at, 1 << 20, d));
+  ASSERT_FALSE(d.files.empty());
+  std::filesystem::resize_file(tiered.disk().path_of(key_of(index)), 100);
+  EXPECT_FALSE(d.read_files(buf));
+  ASSERT_OK(v->read_pieces(ctx_, ino, fh, at, 1 << 20, d, /*files=*/false));
+  EXPECT_TRUE(d.files.empty());
+  ASSERT_EQ(d.copy_to(got.data(), 0, got.size()), got.size());
+  EXPECT_EQ(got, data.substr(at, 1 << 20));
+  EXPECT_EQ(v->block_cache().stats().disk_corrupt, 1u);
+  EXPECT_EQ(counting_->gets()[key_of(index)], 2);  // fetched again
   EXPECT_OK(v->stop());
   v.reset();
 

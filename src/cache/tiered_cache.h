@@ -11,9 +11,10 @@
 // it finds only in memory.
 //
 // open_file() hands out the disk tier's file of a block memory does not hold (for a reader
-// to splice from; DiskCache::open_file says when). peek() looks at memory only (prefetch uses it to skip blocks already in memory; a
-// prefetch of a block on disk lifts it into memory). contains() and erase() cover both
-// tiers and the write queue. stats(): the memory tier's fields plus disk_* fields.
+// to splice from; DiskCache::open_file says when). peek() looks at memory only (prefetch
+// uses it to skip blocks already in memory; a prefetch of a block on disk lifts it into
+// memory, unless open_file hands it out). contains() and erase() cover both tiers and the
+// write queue. stats(): the memory tier's fields plus disk_* fields.
 //
 // Thread safety: every method may be called concurrently. The destructor writes out what
 // is still queued (at most max_pending_bytes), then stops the writer.

@@ -515,7 +515,8 @@ Command add_mount(CLI::App& app) {
   sub->add_option("--verify-cache-checksum", a->verify_cache_checksum,
                   "When reads from the disk cache check a block's checksum: 'full' on every "
                   "read; 'once' the first time this mount reads a cached file (or when it "
-                  "wrote it), after which reads are spliced from the file without a copy; "
+                  "wrote it), after which reads take the bytes straight from the file (spliced "
+                  "where pipes allow, see docs/cache.md); "
                   "'none' never (only the file's size and trailer are checked). A file "
                   "that fails the check is removed and the block fetched from the store")
       ->check(CLI::IsMember({"full", "once", "none"}))

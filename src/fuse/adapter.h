@@ -7,8 +7,8 @@
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>

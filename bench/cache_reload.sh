@@ -25,12 +25,7 @@ REPEAT=${REPEAT:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sluice-reload.XXXXXX")
 source "$ROOT/bench/lib.sh"
-trap cleanup_all EXIT
-trap 'exit 130' INT TERM
-GEN=$ROOT/build/bench/gen_safetensors
-LOAD=$ROOT/build/bench/load_safetensors
-for b in "$SLUICE" "$GEN" "$LOAD"; do [ -x "$b" ] || die "$b is missing (scripts/build.sh)"; done
-[ "$(id -u)" = 0 ] || die "needs root (drop_caches and mounts)"
+model_bench_start
 
 LOCAL=$WORK/local
 mkdir -p "$LOCAL"

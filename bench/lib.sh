@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034
-# Shared helpers of the S3 benchmarks (bench/s3_bench.sh, bench/model_bench.sh): s3rver
+# Shared helpers of the benchmarks (bench/s3_bench.sh, model_bench.sh, cache_reload.sh): s3rver
 # and the latency proxy on loopback, mounts, timing, and one cleanup trap that unmounts and
 # stops everything started through these helpers. Source it; it expects $WORK (a temp dir).
 # Not part of Sluice.
@@ -16,6 +16,16 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 BG_PIDS=()    # servers to stop on exit
 MOUNTS=()     # mountpoints to unmount on exit
 
+# The model benchmarks' common start: cleanup on exit, the safetensors generator and
+# loader (GEN, LOAD) built, and root.
+model_bench_start() {
+  trap cleanup_all EXIT
+  trap 'exit 130' INT TERM
+  GEN=$ROOT/build/bench/gen_safetensors
+  LOAD=$ROOT/build/bench/load_safetensors
+  for b in "$SLUICE" "$GEN" "$LOAD"; do [ -x "$b" ] || die "$b is missing (scripts/build.sh)"; done
+  [ "$(id -u)" = 0 ] || die "needs root (drop_caches and mounts)"
+}
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
 now() { date +%s.%N; }

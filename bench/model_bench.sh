@@ -29,12 +29,7 @@ CASE_TIMEOUT=${CASE_TIMEOUT:-1800}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sluice-modelbench.XXXXXX")
 source "$ROOT/bench/lib.sh"
-trap cleanup_all EXIT
-trap 'exit 130' INT TERM
-GEN=$ROOT/build/bench/gen_safetensors
-LOAD=$ROOT/build/bench/load_safetensors
-for b in "$SLUICE" "$GEN" "$LOAD"; do [ -x "$b" ] || die "$b is missing (scripts/build.sh)"; done
-[ "$(id -u)" = 0 ] || die "needs root (drop_caches and mounts)"
+model_bench_start
 
 HAVE_CACHE_DIR=false; HAVE_WARMUP=false
 # grep without -q: an early exit would SIGPIPE the writer and fail the pipeline (pipefail).

@@ -89,8 +89,8 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   Adapter& a = adapter(req);
   // The reply points into the cached blocks: the kernel copies the bytes once, straight
   // into its page cache (see vfs::ReadData). Pieces in disk-cache files go as file
-  // buffers, which libfuse splices from the file when the kernel lets it (splice write),
-  // and else reads into a buffer of its own.
+  // buffers, which libfuse splices from the file, where the probe at INIT found that it
+  // can (Adapter::splice_files); else they are read here first.
   thread_local vfs::ReadData data;
   const meta::Context ctx = a.context(req, false);
   Status st = a.vfs.read_pieces(ctx, ino, fi->fh, static_cast<uint64_t>(off), size, data);

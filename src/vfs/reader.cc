@@ -128,6 +128,21 @@ const char kZeros[kZerosSize] = {};
 // a huge read holds a bounded number of blocks.
 constexpr size_t kCopyStep = 16 << 20;
 
+// Reads n bytes of the file at fd from off (a disk-cache file piece); false on an error
+// or a file shorter than that (errno EIO).
+bool pread_full(int fd, char* dst, size_t n, uint64_t off) {
+  for (size_t got = 0; got < n;) {
+    const ssize_t r = pread(fd, dst + got, n - got, static_cast<off_t>(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (r == 0) errno = EIO;
+      return false;
+    }
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
 }  // namespace
 
 size_t ReadData::copy_to(char* dst, size_t from, size_t n) const {
@@ -139,14 +154,8 @@ size_t ReadData::copy_to(char* dst, size_t from, size_t n) const {
       const size_t take = std::min(p.len - skip, n - done);
       if (p.data != nullptr) {
         std::memcpy(dst + done, p.data + skip, take);
-      } else {
-        for (size_t got = 0; got < take;) {
-          const ssize_t r = pread(p.fd, dst + done + got, take - got,
-                                  static_cast<off_t>(p.fd_off + skip + got));
-          if (r < 0 && errno == EINTR) continue;
-          if (r <= 0) return done + got;
-          got += static_cast<size_t>(r);
-        }
+      } else if (!pread_full(p.fd, dst + done, take, p.fd_off + skip)) {
+        return done;
       }
       done += take;
     }
@@ -164,16 +173,7 @@ bool ReadData::read_files(std::string& buf) {
   size_t at = 0;
   for (ReadPiece& p : pieces) {
     if (p.data != nullptr) continue;
-    for (size_t got = 0; got < p.len;) {
-      const ssize_t r = pread(p.fd, buf.data() + at + got, p.len - got,
-                              static_cast<off_t>(p.fd_off + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) {
-        if (r == 0) errno = EIO;  // the file is shorter than its block
-        return false;
-      }
-      got += static_cast<size_t>(r);
-    }
+    if (!pread_full(p.fd, buf.data() + at, p.len, p.fd_off)) return false;
     p.data = buf.data() + at;
     p.fd = -1;
     at += p.len;

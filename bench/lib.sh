@@ -31,6 +31,25 @@ die() { echo "bench: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# cpu_mark, then cpu_split: "SERVERS OTHERS", the CPU seconds used since the mark by the
+# servers started here (BG_PIDS: s3rver and the proxy, which share this machine's cores
+# with the client under test) and by everything else (the client, the loader, the kernel's
+# work for them). Steal and iowait are not counted.
+cpu_now() {
+  local srv=0 p t
+  for p in "${BG_PIDS[@]}"; do
+    t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || t=0
+    srv=$((srv + t))
+  done
+  echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat) $srv"
+}
+cpu_mark() { CPU_MARK=$(cpu_now); }
+cpu_split() {
+  local a b c d hz; hz=$(getconf CLK_TCK)
+  read -r a b <<<"$CPU_MARK"; read -r c d <<<"$(cpu_now)"
+  awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v hz="$hz" \
+    'BEGIN { s = (d - b) / hz; o = (c - a) / hz - s; printf "%.1f %.1f", s, (o > 0 ? o : 0) }'
+}
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # wait_port PORT [SECONDS]: until something accepts connections on 127.0.0.1:PORT.
 wait_port() {

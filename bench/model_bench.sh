@@ -74,7 +74,7 @@ unmount "$SMNT"
 
 # ---- measuring -------------------------------------------------------------------------
 CASES=()
-declare -A SECS GBPS BASE FETCH RSS NOTE TOUCHED SUM MODE
+declare -A SECS GBPS BASE FETCH RSS NOTE TOUCHED SUM MODE CPU
 # load WHAT DIR: one loader run, its JSON line on stdout.
 load() {
   case $1 in
@@ -92,7 +92,8 @@ load() {
       ;;
   esac
 }
-# record NAME BASELINE JSON [FETCHED] [RSS] [SECONDS]: one table row.
+# record NAME BASELINE JSON [FETCHED] [RSS] [SECONDS] [CPU]: one table row; CPU is
+# "SERVERS OTHERS" (cpu_split; default: $LAST_CPU, which measure sets).
 record() {
   local name=$1 json=$3
   CASES+=("$name"); BASE[$name]=$2
@@ -100,7 +101,7 @@ record() {
   TOUCHED[$name]=$(json_get bytes_touched <<<"$json")
   SUM[$name]=$(json_get checksum <<<"$json")
   GBPS[$name]=$(awk -v b="${TOUCHED[$name]}" -v s="${SECS[$name]}" 'BEGIN { printf "%.3f", (s > 0 ? b / s / 1e9 : 0) }')
-  FETCH[$name]=${4:-}; RSS[$name]=${5:--}
+  FETCH[$name]=${4:-}; RSS[$name]=${5:--}; CPU[$name]=${7:-${LAST_CPU:-- -}}; LAST_CPU=""
   log "$name: ${SECS[$name]} s, ${GBPS[$name]} GB/s"
 }
 skip() { CASES+=("$1"); NOTE[$1]="skipped: $2"; log "$1 skipped: $2"; }
@@ -117,8 +118,9 @@ faster() {
 measure() {
   local json fetched=""
   MODE[$1]=$3
-  proxy_reset "$PPORT"
+  proxy_reset "$PPORT"; cpu_mark
   if ! json=$(load "$3" "$4"); then NOTE[$1]="failed (see log)"; CASES+=("$1"); return 0; fi
+  LAST_CPU=$(cpu_split)
   fetched=$(proxy_get_bytes "$PPORT")
   record "$1" "$2" "$json" "${fetched:-0}" "$([ -n "${5:-}" ] && peak_rss_mib "$5" || echo -)"
 }
@@ -157,36 +159,37 @@ print("%.3f" % (r["mib_per_s"] * 1048576 / 1e9))' "$WORK/objbench.json")
 # the table's last column lists every run's GB/s. A raw GET measurement (objbench) opens
 # each round. rclone, four times slower than the
 # others in every run so far, runs once unless RCLONE_RUNS says otherwise.
-declare -A CBEST CFETCH CRUNS CPEAK RUNS
+declare -A CBEST CFETCH CRUNS CPEAK CCPU RUNS
 # cold_run NAME PIDCMD FUNC...: one run of a cold case. FUNC prints the loader's JSON line
-# (its seconds: the whole case); keeps NAME's fastest run, its GET bytes and the peak RSS
-# of the process PIDCMD names ("" for none).
+# (its seconds: the whole case); keeps NAME's fastest run, its GET bytes and CPU, and the
+# peak RSS of the process PIDCMD names ("" for none).
 cold_run() {
-  local name=$1 pidcmd=$2 j f g p; shift 2
-  proxy_reset "$PPORT"
+  local name=$1 pidcmd=$2 j f g p c; shift 2
+  proxy_reset "$PPORT"; cpu_mark
   if ! "$@" >"$WORK/run.json"; then CRUNS[$name]+="${CRUNS[$name]:+, }failed"; return 0; fi
+  c=$(cpu_split)
   j=$(cat "$WORK/run.json"); f=$(proxy_get_bytes "$PPORT")
   g=$(awk -v b="$(json_get bytes_touched <<<"$j")" -v s="$(json_get seconds <<<"$j")" \
     'BEGIN { printf "%.3f", (s > 0 ? b / s / 1e9 : 0) }')
   log "  $name: $g GB/s"
   CRUNS[$name]+="${CRUNS[$name]:+, }$g"
-  if [ "$(faster "${CBEST[$name]:-}" "$j")" = "$j" ]; then CBEST[$name]=$j; CFETCH[$name]=$f; fi
+  if [ "$(faster "${CBEST[$name]:-}" "$j")" = "$j" ]; then CBEST[$name]=$j; CFETCH[$name]=$f; CCPU[$name]=$c; fi
   if [ -n "$pidcmd" ]; then
     p=$(peak_rss_mib "$($pidcmd)")
     if [[ $p =~ ^[0-9]+$ ]] && ((p > ${CPEAK[$name]:-0})); then CPEAK[$name]=$p; fi
   fi
 }
-# cold_record NAME BASELINE: the table row of NAME's fastest run.
+# cold_record NAME BASELINE [LOADER]: the table row of NAME's fastest run.
 cold_record() {
   if [ -z "${CBEST[$1]:-}" ]; then skip "$1" "failed (see log)"; return; fi
-  MODE[$1]=order
-  record "$1" "$2" "${CBEST[$1]}" "${CFETCH[$1]}" "${CPEAK[$1]:--}"
+  MODE[$1]=${3:-order}
+  record "$1" "$2" "${CBEST[$1]}" "${CFETCH[$1]}" "${CPEAK[$1]:--}" "" "${CCPU[$1]}"
   RUNS[$1]=${CRUNS[$1]}
 }
 
 aws_once() {
   local t0 j
-  drop_caches; rm -rf "$WORK/dl"; t0=$(now)
+  drop_caches; rm -rf "$WORK/dl"; cpu_mark; t0=$(now)
   timeout "$CASE_TIMEOUT" "$AWS" --endpoint-url "$PROXY" s3 cp --only-show-errors --recursive \
     s3://models/model/ "$WORK/dl" >&2 || return 1
   j=$(load order "$WORK/dl") || return 1
@@ -201,7 +204,7 @@ s3fs_mount() {
     -o passwd_file="$WORK/s3fs.passwd" -o ro 2>"$WORK/s3fs.log" && wait_mounted "$S3FS"
 }
 s3fs_pid() { pgrep -n -f -- "s3fs .*$S3FS" || true; }
-s3fs_once() { drop_caches; load order "$S3FS"; }  # s3fs keeps no data cache by default
+s3fs_once() { drop_caches; cpu_mark; load order "$S3FS"; }  # s3fs keeps no data cache by default
 rclone_mount() {
   rm -rf "$WORK/rclone-cache"
   # rclone's S3 SDK fails on AWS_CA_BUNDLE ("unsupported transport"); plain http needs none.
@@ -212,10 +215,10 @@ rclone_mount() {
 rclone_pid() { pgrep -n -f -- "rclone mount .*$RCL" || true; }
 rclone_once() {  # a fresh mount with an empty cache, so every run is cold
   unmount "$RCL"; rclone_mount || return 1
-  drop_caches; load order "$RCL"
+  drop_caches; cpu_mark; load order "$RCL"
 }
 sluice_pid() { echo "$SPID"; }
-sluice_once() { sluice_fresh; proxy_reset "$PPORT"; load order "$SMNT/model"; }
+sluice_once() { sluice_fresh; proxy_reset "$PPORT"; cpu_mark; load "$1" "$SMNT/model"; }
 
 log "Sluice: the copy's headers"
 sluice_fresh
@@ -238,7 +241,9 @@ for ((round = 1; round <= ${COLD_RUNS:-3}; round++)); do
     ! $HAVE_S3FS || cold_run "s3fs, cold" s3fs_pid s3fs_once
     if $HAVE_RCLONE && ((round <= ${RCLONE_RUNS:-1})); then cold_run "rclone, cold" rclone_pid rclone_once; fi
   fi
-  if wanted order; then cold_run "sluice cold, order" sluice_pid sluice_once; fi
+  # The shuffled load's target is a ratio to the header-order one: it takes the same turns.
+  if wanted shuffle; then cold_run "sluice cold, shuffle" sluice_pid sluice_once shuffle; fi
+  if wanted order; then cold_run "sluice cold, order" sluice_pid sluice_once order; fi
 done
 if [ -z "$ONLY" ]; then
   cold_record "aws s3 cp, then load" "local order"
@@ -251,18 +256,19 @@ if wanted order; then
   # The mount of the last cold run, its page cache warm.
   [ -n "$ONLY" ] || measure "sluice page cache warm" "local order, page cache warm" order "$SMNT/model" "$SPID"
 fi
-for w in shuffle lazy numpy 4x; do
+! wanted shuffle || cold_record "sluice cold, shuffle" "local shuffle" shuffle
+for w in lazy numpy 4x; do
   wanted "$w" || continue
   sluice_fresh; measure "sluice cold, $w" "local $w" "$w" "$SMNT/model" "$SPID"
 done
 if [ -n "$ONLY" ]; then
   :
 elif $HAVE_WARMUP && $HAVE_CACHE_DIR; then
-  sluice_fresh; proxy_reset "$PPORT"; t0=$(now)
+  sluice_fresh; proxy_reset "$PPORT"; cpu_mark; t0=$(now)
   if timeout "$CASE_TIMEOUT" "$SLUICE" warmup "$SMNT/model" -p "${WARMUP_THREADS:-16}" >"$WORK/warmup.out" 2>&1; then
     # The time first: summing the model's size by reading it (as this once did, with the
     # page cache dropped) added seconds of local disk reads to the warmup's time.
-    secs=$(elapsed "$t0")
+    secs=$(elapsed "$t0"); LAST_CPU=$(cpu_split)
     bytes=$(stat -c %s "$LOCAL"/*.safetensors | awk '{n += $1} END {print n}')
     record "sluice warmup (prefetch)" "" "{\"bytes_touched\":$bytes}" "$(proxy_get_bytes "$PPORT")" \
       "$(peak_rss_mib "$SPID")" "$secs"
@@ -302,18 +308,21 @@ unmount "$SMNT"
 echo
 echo "model: $SIZE_MIB MiB, $(ls "$LOCAL"/*.safetensors | wc -l) shards; proxy ${LATENCY_MS} ms first byte," \
   "${BW_MIB} MiB/s per connection; raw parallel GET (objbench, 16 threads, 4 MiB, best of ${COLD_RUNS:-3}: $RAW_RUNS): $RAW_GBPS GB/s"
-# row CASE SECONDS GB/S BASELINE BASE_GB/S RATIO FETCHED/TOUCHED PEAK_MIB [NOTE]; MARKDOWN=1: a table row
+# row CASE SECONDS GB/S BASELINE BASE_GB/S RATIO FETCHED/TOUCHED PEAK_MIB SERVER_CPU
+#     OTHER_CPU [NOTE]; MARKDOWN=1: a table row
 row() {
   if [ "${MARKDOWN:-0}" = 1 ]; then
     printf '| %s ' "$@"; echo '|'
   else
-    printf "%-34s %8s %7s  %-28s %7s %6s %9s %8s%s\n" "$@"
+    printf "%-34s %8s %7s  %-28s %7s %6s %9s %8s %6s %6s%s\n" "$@"
   fi
 }
-row case seconds GB/s baseline "GB/s" ratio fetched/t "peak MiB" ""
-if [ "${MARKDOWN:-0}" = 1 ]; then echo "|---|---|---|---|---|---|---|---|---|"; fi
+# CPU seconds during each case: "server" is s3rver and the proxy, "other" everything else
+# (the client, the loader, the kernel's work for them): the servers share the two cores.
+row case seconds GB/s baseline "GB/s" ratio fetched/t "peak MiB" "server CPU s" "other CPU s" ""
+if [ "${MARKDOWN:-0}" = 1 ]; then echo "|---|---|---|---|---|---|---|---|---|---|---|"; fi
 for c in "${CASES[@]}"; do
-  if [ -n "${NOTE[$c]:-}" ]; then row "$c" - - - - - - - "  ${NOTE[$c]}"; continue; fi
+  if [ -n "${NOTE[$c]:-}" ]; then row "$c" - - - - - - - - - "  ${NOTE[$c]}"; continue; fi
   b=${BASE[$c]}; bg=-; ratio=-; fr=-
   if [ -n "$b" ] && [ -n "${GBPS[$b]:-}" ]; then
     bg=${GBPS[$b]}; ratio=$(awk -v a="${GBPS[$c]}" -v b="$bg" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
@@ -325,7 +334,9 @@ for c in "${CASES[@]}"; do
   m=${MODE[$c]:-}
   if [ -n "$m" ] && [ "${SUM[$c]}" != "${SUM[local $m]:-}" ]; then warn="  CHECKSUM DIFFERS from local $m"; fi
   if [[ ${RUNS[$c]:-} == *,* ]]; then warn+="  runs: ${RUNS[$c]} GB/s"; fi
-  row "$c" "$(printf %.2f "${SECS[$c]}")" "${GBPS[$c]}" "${b:--}" "$bg" "$ratio" "$fr" "${RSS[$c]}" "$warn"
+  read -r cs co <<<"${CPU[$c]:-- -}"
+  row "$c" "$(printf %.2f "${SECS[$c]}")" "${GBPS[$c]}" "${b:--}" "$bg" "$ratio" "$fr" "${RSS[$c]}" \
+    "$cs" "$co" "$warn"
 done
 cold=${GBPS[sluice cold, order]:-0}
 echo "target: sluice cold >= 0.8 x raw parallel GET: $cold / $RAW_GBPS = $(awk -v a="$cold" -v b="$RAW_GBPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"

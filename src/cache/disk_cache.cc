@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/encoding.h"
+#include "common/file_io.h"
 #include "common/hash.h"
 #include "common/logging.h"
 
@@ -82,18 +83,6 @@ std::string footer(const std::string& key, std::string_view data) {
   put_u64(t, checksum64(data));
   put_u32(t, kMagic);
   return t;
-}
-
-// Reads size bytes of the file at fd from offset off.
-bool read_all(int fd, char* buf, size_t size, uint64_t off = 0) {
-  size_t got = 0;
-  while (got < size) {
-    ssize_t r = pread(fd, buf + got, size - got, static_cast<off_t>(off + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    got += static_cast<size_t>(r);
-  }
-  return true;
 }
 
 bool write_all(int fd, std::string_view a, std::string_view b) {
@@ -348,7 +337,7 @@ std::optional<std::string> DiskCache::get(const std::string& key) {
   bool read_ok = fstat(fd, &st) == 0 && st.st_size >= static_cast<off_t>(kFooter);
   if (read_ok) {
     buf.resize(static_cast<size_t>(st.st_size));
-    read_ok = read_all(fd, buf.data(), buf.size());
+    read_ok = pread_full(fd, buf.data(), buf.size(), 0);
   }
   ::close(fd);
   bool valid = false;
@@ -405,7 +394,7 @@ FileBlock DiskCache::open_file(const std::string& key) {
   if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return nullptr;
   if (!trusted) {  // kNone: the trailer must frame this key's data
     std::string tail(key.size() + kFooter, '\0');
-    if (!read_all(fd, tail.data(), tail.size(), data_len)) return nullptr;
+    if (!pread_full(fd, tail.data(), tail.size(), data_len)) return nullptr;
     Decoder f(std::string_view(tail).substr(key.size()));
     const uint32_t key_len = f.get_u32();
     const uint64_t len = f.get_u64();

@@ -27,6 +27,8 @@
 #include <shared_mutex>
 #include <system_error>
 
+#include "common/file_io.h"
+
 namespace sluice::object {
 
 namespace {
@@ -126,17 +128,9 @@ int64_t mtime_ns(const struct stat& st) {
 // Reads [off, off+n) of fd into out; shorter if the file ends first.
 Status read_at(int fd, const std::string& path, uint64_t off, uint64_t n, std::string& out) {
   out.resize(n);
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(off + done));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno_status("read", path, errno);
-    }
-    if (r == 0) break;
-    done += static_cast<size_t>(r);
-  }
-  out.resize(done);
+  const ssize_t done = pread_upto(fd, out.data(), n, off);
+  if (done < 0) return errno_status("read", path, errno);
+  out.resize(static_cast<size_t>(done));
   return Status::OK();
 }
 

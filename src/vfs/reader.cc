@@ -36,6 +36,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/file_io.h"
 #include "common/logging.h"
 #include "object/block_codec.h"
 #include "object/layout.h"
@@ -127,21 +128,6 @@ const char kZeros[kZerosSize] = {};
 // read() into a caller's buffer goes through read_pieces in steps of this many bytes, so
 // a huge read holds a bounded number of blocks.
 constexpr size_t kCopyStep = 16 << 20;
-
-// Reads n bytes of the file at fd from off (a disk-cache file piece); false on an error
-// or a file shorter than that (errno EIO).
-bool pread_full(int fd, char* dst, size_t n, uint64_t off) {
-  for (size_t got = 0; got < n;) {
-    const ssize_t r = pread(fd, dst + got, n - got, static_cast<off_t>(off + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      if (r == 0) errno = EIO;
-      return false;
-    }
-    got += static_cast<size_t>(r);
-  }
-  return true;
-}
 
 }  // namespace
 

@@ -414,6 +414,19 @@ FileBlock DiskCache::open_file(const std::string& key) {
   return file;
 }
 
+bool DiskCache::ready_file(const std::string& key) {
+  if (opts_.verify == CacheVerify::kFull) return false;
+  FileBlock f = open_file(key);
+  if (!f) {
+    // Not verified yet: get() verifies it through the page cache, which keeps its pages.
+    if (!get(key)) return false;
+    f = open_file(key);
+    if (!f) return false;
+  }
+  posix_fadvise(f->fd, 0, static_cast<off_t>(f->len), POSIX_FADV_WILLNEED);
+  return true;
+}
+
 bool DiskCache::contains(const std::string& key) {
   const size_t di = dir_of(key);
   {

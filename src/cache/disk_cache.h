@@ -97,6 +97,11 @@ class DiskCache {
   // right. nullptr otherwise (then get() reads and verifies it): kFull, not indexed, not
   // verified yet, or its size is not the one indexed. Counts file_opens, refreshes recency.
   FileBlock open_file(const std::string& key);
+  // Readies key's file for open_file ahead of its reader (a whole file loaded out of
+  // order): verifies it now where open_file needs that (kOnce, not verified yet; counted
+  // as a hit, a bad file removed) and asks the kernel to read its pages ahead
+  // (POSIX_FADV_WILLNEED). Whether open_file will hand it out; false with kFull.
+  bool ready_file(const std::string& key);
   // Whether key has a file (not verified, no stats, no recency change).
   bool contains(const std::string& key);
   // Stores data under key, replacing any copy; errors are counted and logged, not

@@ -102,6 +102,16 @@ FileBlock TieredCache::open_file(const std::string& key) {
   return disk_->open_file(key);
 }
 
+bool TieredCache::ready_file(const std::string& key) {
+  if (mem_.peek(key)) return false;  // memory is nearer
+  return disk_->ready_file(key);
+}
+
+Block TieredCache::get_disk(const std::string& key) {
+  std::optional<std::string> data = disk_->get(key);
+  return data ? std::make_shared<const std::string>(std::move(*data)) : nullptr;
+}
+
 CacheStats TieredCache::stats() const {
   CacheStats s = mem_.stats();
   DiskCacheStats d = disk_->stats();

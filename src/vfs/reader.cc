@@ -514,7 +514,17 @@ cache::Block Vfs::prefetch_block(const BlockRef& b, PrefetchFor why) {
   if (!loc.ok()) return nullptr;  // a bad layout is reported by read
   if (cache::Block cached = cache_->peek(loc->first)) return cached;
   const auto& [key, len] = *loc;
-  if (why == PrefetchFor::kWholeFile && cache_->contains(key)) return nullptr;
+  // A whole file loaded out of order: a block already in the disk cache is not lifted
+  // into memory (in file order, that would evict blocks the loader is about to read). It
+  // is read from the disk for the kernel's page cache of the file where the page store
+  // is on (submit_bulk), so the loader's faults find its pages; else it is readied for
+  // its reader (verified now if it must be, its pages read ahead), who then takes it from
+  // its file without waiting for the disk.
+  if (why == PrefetchFor::kWholeFile && cache_->contains(key)) {
+    if (page_store_on_.load()) return cache_->get_disk(key);
+    cache_->ready_file(key);
+    return nullptr;
+  }
   // A block its reader will take from its disk-cache file (load_block) stays there; the
   // file's pages are read ahead instead.
   if (cache::FileBlock f = cache_->open_file(key)) {

@@ -272,6 +272,40 @@ TEST_F(DiskCacheTest, OpenFileHandsOutFilesThisProcessWroteOrVerified) {
   }
 }
 
+// ready_file readies a file for open_file ahead of its reader: after a restart it
+// verifies it (a bad one is removed, not handed out); with kFull it does nothing.
+TEST_F(DiskCacheTest, ReadyFileVerifiesAheadSoThatOpenFileHandsItOut) {
+  {
+    auto c = open({});
+    ASSERT_TRUE(c->put("good", block('g', 6000)));
+    ASSERT_TRUE(c->put("bad", block('b', 6000)));
+  }
+  {
+    auto c = open({});  // a restart: nothing trusted
+    std::fstream f(c->path_of("bad"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('X');
+    f.close();
+    EXPECT_EQ(c->open_file("good"), nullptr);
+    EXPECT_TRUE(c->ready_file("good"));
+    FileBlock g = c->open_file("good");
+    ASSERT_NE(g, nullptr);
+    EXPECT_EQ(file_bytes(g), block('g', 6000));
+    EXPECT_TRUE(c->ready_file("good"));  // trusted now: no second check
+    EXPECT_EQ(c->stats().hits, 1u);
+    EXPECT_FALSE(c->ready_file("bad"));
+    EXPECT_EQ(c->open_file("bad"), nullptr);
+    EXPECT_FALSE(fs::exists(c->path_of("bad")));
+    EXPECT_EQ(c->stats().corrupt, 1u);
+    EXPECT_FALSE(c->ready_file("absent"));
+  }
+  DiskCacheOptions o;
+  o.verify = CacheVerify::kFull;
+  auto c = open(o);
+  EXPECT_FALSE(c->ready_file("good"));  // every read verifies: nothing to ready
+  EXPECT_EQ(c->stats().hits, 0u);
+}
+
 TEST_F(DiskCacheTest, OpenFileRefusesAFileOfTheWrongSizeOrFraming) {
   {
     auto c = open({});

@@ -519,9 +519,11 @@ TEST_F(RangedTest, ALoaderGoingIntoManyTensorsOutOfOrderGetsWholeBlocks) {
 
 // Fetching a whole file ahead for a shuffled loader leaves blocks already in the disk
 // cache there: lifting them into memory in file order would evict what the loader reads.
-// And it ends: wait_prefetches() returns (the file does not end on a block boundary; its
-// last block was once queued again and again).
-TEST_F(RangedTest, WholeFileReadaheadLeavesDiskCachedBlocksOnDisk) {
+// It readies them instead (verified once, as the default --verify-cache-checksum once
+// needs after a restart), so that the loader's reads take them from their files. And it
+// ends: wait_prefetches() returns (the file does not end on a block boundary; its last
+// block was once queued again and again).
+TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithoutLiftingThem) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
   // 100 tensors of 300 KiB: 8 blocks, about 13 tensors each.
   const std::string data = safetensors_file(std::vector<uint64_t>(100, 300 << 10), r);
@@ -535,15 +537,61 @@ TEST_F(RangedTest, WholeFileReadaheadLeavesDiskCachedBlocksOnDisk) {
     EXPECT_EQ(v->block_cache().stats().disk_written_blocks, 8u);
     EXPECT_OK(v->stop());
   }
-  auto v = reader(o);  // a restart: memory empty, the disk cache kept
+  auto v = reader(o);  // a restart: memory empty, the disk cache kept, nothing trusted
   const uint64_t fh = open_ro(*v, ino);
   enter_twenty(*v, ino, fh, data, r);
-  // Blocks 0 and 1 came off the disk for the reads; the whole-file readahead read none
-  // of the other six, and nothing came from the store.
+  v->wait_prefetches();
+  // Blocks 0 to 2 came off the disk into memory for the reads (block 2 through the
+  // prefetch of the last tensor entered); the whole-file readahead verified the other
+  // five on the disk and left them there. Each block was read off the disk once, and
+  // nothing came from the store.
   EXPECT_GE(after_second_, 2u);
-  EXPECT_EQ(v->block_cache().stats().disk_hits, after_second_);
+  const cache::CacheStats st = v->block_cache().stats();
+  EXPECT_EQ(st.disk_hits, 8u);
+  EXPECT_LE(st.blocks, 3u);
+  EXPECT_EQ(st.disk_corrupt, 0u);
   EXPECT_EQ(counting_->total_bytes(), 0u);
+  // Their reads take them from their files, as they are.
   EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
+  EXPECT_GE(v->stats().read_file_bytes.load(), data.size() - 3 * kBig);
+  EXPECT_EQ(v->block_cache().stats().disk_hits, 8u);
+  EXPECT_EQ(counting_->total_bytes(), 0u);
+  EXPECT_OK(v->stop());
+}
+
+// With the page store on, the whole-file readahead reads the disk-cached blocks for the
+// kernel's page cache of the file instead, still without lifting them into memory.
+TEST_F(RangedTest, WholeFileReadaheadStoresDiskCachedBlocksInThePageCache) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  const std::string data = safetensors_file(std::vector<uint64_t>(100, 300 << 10), r);
+  const Ino ino = put_file("model.safetensors", data);
+  const VfsOptions o = disk_cached();
+  {
+    auto v = reader(o);
+    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
+    v->wait_prefetches();
+    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
+    EXPECT_OK(v->stop());
+  }
+  auto v = reader(o);  // a restart, with its own count of GET bytes
+  std::mutex mu;
+  std::map<uint64_t, std::string> stored;  // file offset -> bytes
+  v->set_page_store([&](Ino, uint64_t off, std::string_view bytes) {
+    std::lock_guard lk(mu);
+    stored[off] = std::string(bytes);
+    return true;
+  });
+  enter_twenty(*v, ino, open_ro(*v, ino), data, r);
+  v->wait_prefetches();
+  v->wait_page_stores();
+  EXPECT_EQ(counting_->total_bytes(), 0u);  // all from the disk cache
+  EXPECT_EQ(v->block_cache().stats().disk_hits, 8u);
+  EXPECT_LE(v->block_cache().stats().blocks, 3u);  // as above: not lifted into memory
+  std::lock_guard lk(mu);
+  for (uint64_t b = 2 * kBig; b < data.size(); b += kBig) {
+    ASSERT_EQ(stored.count(b), 1u) << "block at " << b;
+    EXPECT_TRUE(stored[b] == data.substr(b, stored[b].size())) << "bytes at " << b;
+  }
   EXPECT_OK(v->stop());
 }
 

@@ -131,6 +131,20 @@ class RangedTest : public VfsTest {
     }
   }
   uint64_t after_second_ = 0;  // disk hits after the second tensor (in block 1)
+
+  // A model of 100 tensors of 300 KiB (8 blocks, about 13 tensors each) that a first
+  // client read in order, so that every block is in the disk cache (disk_cached()).
+  std::string disk_cached_model(std::vector<std::pair<uint64_t, uint64_t>>& r, Ino& ino) {
+    std::string data = safetensors_file(std::vector<uint64_t>(100, 300 << 10), r);
+    ino = put_file("model.safetensors", data);
+    auto v = reader(disk_cached());
+    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
+    v->wait_prefetches();
+    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
+    EXPECT_EQ(v->block_cache().stats().disk_written_blocks, 8u);
+    EXPECT_OK(v->stop());
+    return data;
+  }
   std::string cache_dir_;
 
   uint64_t stored_size(const std::string& key) {
@@ -525,19 +539,10 @@ TEST_F(RangedTest, ALoaderGoingIntoManyTensorsOutOfOrderGetsWholeBlocks) {
 // block was once queued again and again).
 TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithoutLiftingThem) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
-  // 100 tensors of 300 KiB: 8 blocks, about 13 tensors each.
-  const std::string data = safetensors_file(std::vector<uint64_t>(100, 300 << 10), r);
-  const Ino ino = put_file("model.safetensors", data);
-  const VfsOptions o = disk_cached();
-  {  // A first client reads the file in order: every block reaches the disk cache.
-    auto v = reader(o);
-    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
-    v->wait_prefetches();
-    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
-    EXPECT_EQ(v->block_cache().stats().disk_written_blocks, 8u);
-    EXPECT_OK(v->stop());
-  }
-  auto v = reader(o);  // a restart: memory empty, the disk cache kept, nothing trusted
+  Ino ino = 0;
+  const std::string data = disk_cached_model(r, ino);
+  // A restart: memory empty, the disk cache kept, nothing trusted.
+  auto v = reader(disk_cached());
   const uint64_t fh = open_ro(*v, ino);
   enter_twenty(*v, ino, fh, data, r);
   v->wait_prefetches();
@@ -563,17 +568,9 @@ TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithoutLiftingThem) 
 // kernel's page cache of the file instead, still without lifting them into memory.
 TEST_F(RangedTest, WholeFileReadaheadStoresDiskCachedBlocksInThePageCache) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
-  const std::string data = safetensors_file(std::vector<uint64_t>(100, 300 << 10), r);
-  const Ino ino = put_file("model.safetensors", data);
-  const VfsOptions o = disk_cached();
-  {
-    auto v = reader(o);
-    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
-    v->wait_prefetches();
-    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
-    EXPECT_OK(v->stop());
-  }
-  auto v = reader(o);  // a restart, with its own count of GET bytes
+  Ino ino = 0;
+  const std::string data = disk_cached_model(r, ino);
+  auto v = reader(disk_cached());  // a restart, with its own count of GET bytes
   std::mutex mu;
   std::map<uint64_t, std::string> stored;  // file offset -> bytes
   v->set_page_store([&](Ino, uint64_t off, std::string_view bytes) {

@@ -104,10 +104,6 @@ class BlockCache {
   // its reader, without lifting it into memory (DiskCache::ready_file: verified now if it
   // must be, its pages read ahead). Whether open_file will hand it out.
   virtual bool ready_file(const std::string& key) { return false; }
-  // The block, verified, from the disk tier without lifting it into memory (for a caller
-  // that hands it on, such as into the kernel's page cache); nullptr when the disk tier
-  // does not hold it (or memory does: peek that first) or it fails verification.
-  virtual Block get_disk(const std::string& key) { return nullptr; }
   virtual void erase(const std::string& key) = 0;
   virtual CacheStats stats() const = 0;
 };

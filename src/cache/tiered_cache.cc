@@ -107,11 +107,6 @@ bool TieredCache::ready_file(const std::string& key) {
   return disk_->ready_file(key);
 }
 
-Block TieredCache::get_disk(const std::string& key) {
-  std::optional<std::string> data = disk_->get(key);
-  return data ? std::make_shared<const std::string>(std::move(*data)) : nullptr;
-}
-
 CacheStats TieredCache::stats() const {
   CacheStats s = mem_.stats();
   DiskCacheStats d = disk_->stats();

@@ -14,8 +14,7 @@
 // to splice from; DiskCache::open_file says when). peek() looks at memory only (prefetch
 // uses it to skip blocks already in memory; a prefetch of a block on disk lifts it into
 // memory, unless open_file hands it out; ready_file() readies a disk block for open_file
-// and get_disk() reads one, neither lifting it). contains() and erase() cover both tiers
-// and the
+// without lifting it). contains() and erase() cover both tiers and the
 // write queue. stats(): the memory tier's fields plus disk_* fields.
 //
 // Thread safety: every method may be called concurrently. The destructor writes out what
@@ -54,7 +53,6 @@ class TieredCache : public BlockCache {
   Result<Block> fill(const std::string& key, const Loader& loader) override;
   FileBlock open_file(const std::string& key) override;
   bool ready_file(const std::string& key) override;
-  Block get_disk(const std::string& key) override;
   void erase(const std::string& key) override;
   CacheStats stats() const override;
 

@@ -516,12 +516,11 @@ cache::Block Vfs::prefetch_block(const BlockRef& b, PrefetchFor why) {
   const auto& [key, len] = *loc;
   // A whole file loaded out of order: a block already in the disk cache is not lifted
   // into memory (in file order, that would evict blocks the loader is about to read). It
-  // is read from the disk for the kernel's page cache of the file where the page store
-  // is on (submit_bulk), so the loader's faults find its pages; else it is readied for
-  // its reader (verified now if it must be, its pages read ahead), who then takes it from
-  // its file without waiting for the disk.
+  // is readied for its reader instead (verified now if it must be, its pages read ahead),
+  // who then takes it from its file without waiting for the disk. (Not pushed into the
+  // kernel's page cache: those stores would crowd the page store's queue, which drops
+  // stores when full, those of blocks fetched from the store among them.)
   if (why == PrefetchFor::kWholeFile && cache_->contains(key)) {
-    if (page_store_on_.load()) return cache_->get_disk(key);
     cache_->ready_file(key);
     return nullptr;
   }

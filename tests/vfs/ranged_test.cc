@@ -564,31 +564,29 @@ TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithoutLiftingThem) 
   EXPECT_OK(v->stop());
 }
 
-// With the page store on, the whole-file readahead reads the disk-cached blocks for the
-// kernel's page cache of the file instead, still without lifting them into memory.
-TEST_F(RangedTest, WholeFileReadaheadStoresDiskCachedBlocksInThePageCache) {
+// With the page store on too, the whole-file readahead readies the disk-cached blocks
+// rather than pushing them into the kernel's page cache: those stores would crowd the
+// page store's queue, which drops stores when full.
+TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithAPageStoreToo) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
   Ino ino = 0;
   const std::string data = disk_cached_model(r, ino);
   auto v = reader(disk_cached());  // a restart, with its own count of GET bytes
-  std::mutex mu;
-  std::map<uint64_t, std::string> stored;  // file offset -> bytes
-  v->set_page_store([&](Ino, uint64_t off, std::string_view bytes) {
-    std::lock_guard lk(mu);
-    stored[off] = std::string(bytes);
+  std::atomic<uint64_t> stored{0};
+  v->set_page_store([&](Ino, uint64_t, std::string_view bytes) {
+    stored += bytes.size();
     return true;
   });
-  enter_twenty(*v, ino, open_ro(*v, ino), data, r);
+  const uint64_t fh = open_ro(*v, ino);
+  enter_twenty(*v, ino, fh, data, r);
   v->wait_prefetches();
   v->wait_page_stores();
   EXPECT_EQ(counting_->total_bytes(), 0u);  // all from the disk cache
   EXPECT_EQ(v->block_cache().stats().disk_hits, 8u);
-  EXPECT_LE(v->block_cache().stats().blocks, 3u);  // as above: not lifted into memory
-  std::lock_guard lk(mu);
-  for (uint64_t b = 2 * kBig; b < data.size(); b += kBig) {
-    ASSERT_EQ(stored.count(b), 1u) << "block at " << b;
-    EXPECT_TRUE(stored[b] == data.substr(b, stored[b].size())) << "bytes at " << b;
-  }
+  EXPECT_LE(v->block_cache().stats().blocks, 3u);  // not lifted into memory
+  EXPECT_LE(stored.load(), 3 * kBig);  // at most the blocks memory holds
+  EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
+  EXPECT_GE(v->stats().read_file_bytes.load(), data.size() - 3 * kBig);
   EXPECT_OK(v->stop());
 }
 

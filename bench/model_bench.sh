@@ -10,8 +10,8 @@
 #
 # Environment: LATENCY_MS (proxy first-byte latency, 20), BW_MIB (proxy cap per connection,
 # MiB/s, 100; 0 = none), CASE_TIMEOUT (seconds per case, 1800), OBJBENCH_COUNT (64),
-# COLD_RUNS (3: rounds of raw GET, aws cp, s3fs and Sluice's cold order load, in turns;
-# each reports its best run), RCLONE_RUNS (1: rounds that include rclone),
+# COLD_RUNS (3: rounds of raw GET, aws cp, s3fs and Sluice's cold shuffled and order
+# loads, in turns; each reports its best run), RCLONE_RUNS (1: rounds that include rclone),
 # WARMUP_THREADS (16, the CLI default), BENCH_DIR (/var/tmp), KEEP_WORK=1 (keep the temp dir), REPEAT (3:
 # runs of the warm disk cache cases, header order and shuffled, and of a local baseline
 # beside them, in turns; the best of each counts: the local disk's speed swings from run
@@ -153,13 +153,13 @@ print("%.3f" % (r["mib_per_s"] * 1048576 / 1e9))' "$WORK/objbench.json")
 }
 
 # ---- cold loads against the network baselines, in turns ----------------------------------
-# aws s3 cp then load, s3fs, rclone and Sluice's cold header-order load are the cases the
-# cold targets compare. One cold run of each swings by a fifth or more from run to run here
-# (the two cores are shared with s3rver, the proxy and the host's other guests), so each
-# runs COLD_RUNS times in turns and reports its fastest run, as the raw GET baseline does;
-# the table's last column lists every run's GB/s. A raw GET measurement (objbench) opens
-# each round. rclone, four times slower than the
-# others in every run so far, runs once unless RCLONE_RUNS says otherwise.
+# aws s3 cp then load, s3fs, rclone and Sluice's cold loads (header order, and shuffled,
+# whose target is a ratio to it) are the cases the cold targets compare. One cold run of
+# each swings by a fifth or more from run to run here (the two cores are shared with
+# s3rver, the proxy and the host's other guests), so each runs COLD_RUNS times in turns
+# and reports its fastest run, as the raw GET baseline does; the table's last column lists
+# every run's GB/s. A raw GET measurement (objbench) opens each round. rclone, four times
+# slower than the others in every run so far, runs once unless RCLONE_RUNS says otherwise.
 declare -A CBEST CFETCH CRUNS CPEAK CCPU RUNS
 # cold_run NAME PIDCMD FUNC...: one run of a cold case. FUNC prints the loader's JSON line
 # (its seconds: the whole case); keeps NAME's fastest run, its GET bytes and CPU, and the
@@ -291,25 +291,23 @@ elif $HAVE_CACHE_DIR; then
   # baseline run in turns, REPEAT times each, and each reports its best run.
   # The shuffled load takes the same turns: its target is a ratio to the header-order one.
   lbest=""; sbest=""; shbest=""; speak=0; sfetch=0; shfetch=0
-  # warm_run MODE: one load of the remounted, disk-cache-warm model; prints its JSON line
-  # and leaves the proxy's GET bytes in $WORK/fetched.
+  # warm_run MODE: one load of the remounted, disk-cache-warm model (run in this shell,
+  # since sluice_mount sets SPID): its JSON line in WARM_JSON, the proxy's GET bytes in
+  # WARM_FETCH; raises speak.
   warm_run() {
-    local j p f
+    local p
     unmount "$SMNT"; drop_caches; sluice_mount; proxy_reset "$PPORT"
-    j=$(load "$1" "$SMNT/model") || return 1
-    f=$(proxy_get_bytes "$PPORT"); echo "${f:-0}" >"$WORK/fetched"  # "" when nothing was fetched
+    WARM_JSON=$(load "$1" "$SMNT/model") || return 1
+    WARM_FETCH=$(proxy_get_bytes "$PPORT"); WARM_FETCH=${WARM_FETCH:-0}  # "" when none
     p=$(peak_rss_mib "$SPID"); if [[ $p =~ ^[0-9]+$ ]] && ((p > speak)); then speak=$p; fi
-    echo "$j"
   }
   for ((i = 0; i < ${REPEAT:-3}; i++)); do
     drop_caches; j=$(load order "$LOCAL") && lbest=$(faster "$lbest" "$j")
-    if warm_run order >"$WORK/warm.json"; then
-      sbest=$(faster "$sbest" "$(cat "$WORK/warm.json")")
-      sfetch=$((sfetch > $(cat "$WORK/fetched") ? sfetch : $(cat "$WORK/fetched")))
+    if warm_run order; then
+      sbest=$(faster "$sbest" "$WARM_JSON"); ((WARM_FETCH <= sfetch)) || sfetch=$WARM_FETCH
     fi
-    if wanted shuffle && warm_run shuffle >"$WORK/warm.json"; then
-      shbest=$(faster "$shbest" "$(cat "$WORK/warm.json")")
-      shfetch=$((shfetch > $(cat "$WORK/fetched") ? shfetch : $(cat "$WORK/fetched")))
+    if wanted shuffle && warm_run shuffle; then
+      shbest=$(faster "$shbest" "$WARM_JSON"); ((WARM_FETCH <= shfetch)) || shfetch=$WARM_FETCH
     fi
   done
   MODE["local order, beside the disk cache case"]=order; MODE["sluice disk cache warm, remounted"]=order

@@ -67,7 +67,8 @@ struct CacheStats {
   uint64_t disk_skipped_full = 0;
   uint64_t disk_dropped = 0;  // writes dropped because the write queue was full
   uint64_t disk_pending_bytes = 0;  // queued for writing
-  uint64_t disk_file_opens = 0;     // reads answered with the file itself (open_file)
+  uint64_t disk_file_opens = 0;     // files handed out as they are (open_file): for reads,
+                                    // and to read their pages ahead
 };
 
 class BlockCache {

@@ -88,7 +88,8 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
     c("sluice_disk_cache_misses_total", "block loads the disk cache did not have", cs.disk_misses);
     c("sluice_disk_cache_hit_bytes_total", "bytes read from the disk cache", cs.disk_hit_bytes);
     c("sluice_disk_cache_file_opens_total",
-      "disk cache files opened for reads to splice from, without a check (--verify-cache-checksum)",
+      "disk cache files used as they are, without a check (--verify-cache-checksum): for "
+      "reads, and to read their pages ahead",
       cs.disk_file_opens);
     c("sluice_disk_cache_written_bytes_total", "bytes written to the disk cache",
       cs.disk_written_bytes);

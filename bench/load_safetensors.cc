@@ -18,6 +18,7 @@
 //
 // Prints one JSON line: mode, files, tensors, bytes_touched (tensor bytes read), seconds
 // (open to last byte, headers included), gb_per_s (10^9 bytes/s) and a checksum.
+// LOAD_TRACE=FILE also writes a line per tensor with its timing (see below).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -208,10 +209,31 @@ int main(int argc, char** argv) {
 
   uint64_t bytes = 0, sum = 0;
   std::vector<unsigned char> staging(touch == "copy" ? (64u << 20) : 0);
+  // LOAD_TRACE=FILE (with --touch page): one line per tensor, to see where a load waits:
+  // shard index, offset, bytes, start (us since the open), us until its first page was
+  // in, us for the rest of it.
+  FILE* trace = getenv("LOAD_TRACE") != nullptr ? fopen(getenv("LOAD_TRACE"), "w") : nullptr;
+  if (getenv("LOAD_TRACE") != nullptr && trace == nullptr) {
+    die(std::string("LOAD_TRACE ") + getenv("LOAD_TRACE") + ": " + strerror(errno));
+  }
+  using Clock = std::chrono::steady_clock;
+  auto us = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
   for (const TensorRef& t : todo) {
     const unsigned char* p = shards[t.file].base;
     if (touch == "page") {
+      const auto start = Clock::now();
+      if (trace != nullptr) {
+        volatile unsigned char first = p[t.begin];  // the fault into the tensor
+        (void)first;
+      }
+      const auto first_in = Clock::now();
       for (uint64_t o = t.begin; o < t.end; o = (o | 4095) + 1) sum += p[o];
+      if (trace != nullptr) {
+        fprintf(trace, "%zu %llu %llu %.0f %.0f %.0f\n", t.file,
+                static_cast<unsigned long long>(t.begin),
+                static_cast<unsigned long long>(t.end - t.begin), us(start - t0),
+                us(first_in - start), us(Clock::now() - first_in));
+      }
     } else {
       for (uint64_t o = t.begin; o < t.end;) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(t.end - o, staging.size()));
@@ -223,6 +245,7 @@ int main(int argc, char** argv) {
     bytes += t.end - t.begin;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (trace != nullptr) fclose(trace);
   for (const Shard& s : shards) {
     if (s.base != nullptr) ::munmap(const_cast<unsigned char*>(s.base), s.size);
   }

@@ -101,10 +101,11 @@ class BlockCache {
   // it and a disk tier may serve it without verifying it again (CacheVerify); nullptr
   // otherwise, and then get_or_load reads it. Counts in disk_file_opens.
   virtual FileBlock open_file(const std::string& key) { return nullptr; }
-  // Readies a block on the disk tier that memory does not hold for open_file, ahead of
-  // its reader, without lifting it into memory (DiskCache::ready_file: verified now if it
-  // must be, its pages read ahead). Whether open_file will hand it out.
-  virtual bool ready_file(const std::string& key) { return false; }
+  // open_file for a block on the disk tier that memory does not hold, readied first
+  // where open_file would refuse it for want of a check, without lifting it into memory
+  // (DiskCache::ready_file: verified where it lies if it must be, its pages read ahead).
+  // For a reader about to read it, or ahead of one. nullptr where get_or_load must read it.
+  virtual FileBlock ready_file(const std::string& key) { return nullptr; }
   virtual void erase(const std::string& key) = 0;
   virtual CacheStats stats() const = 0;
 };

@@ -102,8 +102,8 @@ FileBlock TieredCache::open_file(const std::string& key) {
   return disk_->open_file(key);
 }
 
-bool TieredCache::ready_file(const std::string& key) {
-  if (mem_.peek(key)) return false;  // memory is nearer
+FileBlock TieredCache::ready_file(const std::string& key) {
+  if (mem_.peek(key)) return nullptr;  // memory is nearer
   return disk_->ready_file(key);
 }
 

@@ -52,7 +52,7 @@ class TieredCache : public BlockCache {
   void put_memory(const std::string& key, std::string data) override;
   Result<Block> fill(const std::string& key, const Loader& loader) override;
   FileBlock open_file(const std::string& key) override;
-  bool ready_file(const std::string& key) override;
+  FileBlock ready_file(const std::string& key) override;
   void erase(const std::string& key) override;
   CacheStats stats() const override;
 

@@ -497,11 +497,14 @@ Result<BlockData> Vfs::load_block(const BlockRef& b, bool files) {
     if (prefetched_.erase(key) > 0) stats_.prefetch_hits++;
   }
   // A block the disk cache may serve as it is is read from its file (spliced), not into
-  // memory.
+  // memory. One not checked yet since the mount (--verify-cache-checksum once) is checked
+  // where it lies and then read from its file too: lifting it into memory whole for this
+  // read would put a 4 MiB buffer on the reader's wait (a loader's random entries into a
+  // disk-cached model wait for this; docs/read-path.md).
   if (files) {
-    if (cache::FileBlock f = cache_->open_file(key); f && f->len == len) {
-      return BlockData::of_file(std::move(f));
-    }
+    cache::FileBlock f = cache_->open_file(key);
+    if (!f) f = cache_->ready_file(key);
+    if (f && f->len == len) return BlockData::of_file(std::move(f));
   }
   ASSIGN_OR_RETURN(cache::Block w, cache_->get_or_load(key, [&] {
     return fetch_block(key, len, opts_.block_get_parts);

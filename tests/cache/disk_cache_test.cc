@@ -272,13 +272,15 @@ TEST_F(DiskCacheTest, OpenFileHandsOutFilesThisProcessWroteOrVerified) {
   }
 }
 
-// ready_file readies a file for open_file ahead of its reader: after a restart it
-// verifies it (a bad one is removed, not handed out); with kFull it does nothing.
+// ready_file readies a file for open_file ahead of its reader, or for the reader at hand:
+// after a restart it verifies it where it lies (a bad or cut one is removed, not handed
+// out) and hands it out; with kFull it does nothing.
 TEST_F(DiskCacheTest, ReadyFileVerifiesAheadSoThatOpenFileHandsItOut) {
   {
     auto c = open({});
     ASSERT_TRUE(c->put("good", block('g', 6000)));
     ASSERT_TRUE(c->put("bad", block('b', 6000)));
+    ASSERT_TRUE(c->put("cut", block('c', 6000)));
   }
   {
     auto c = open({});  // a restart: nothing trusted
@@ -287,7 +289,9 @@ TEST_F(DiskCacheTest, ReadyFileVerifiesAheadSoThatOpenFileHandsItOut) {
     f.put('X');
     f.close();
     EXPECT_EQ(c->open_file("good"), nullptr);
-    EXPECT_TRUE(c->ready_file("good"));
+    FileBlock r = c->ready_file("good");  // the file it readied, open
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(file_bytes(r), block('g', 6000));
     FileBlock g = c->open_file("good");
     ASSERT_NE(g, nullptr);
     EXPECT_EQ(file_bytes(g), block('g', 6000));
@@ -297,6 +301,10 @@ TEST_F(DiskCacheTest, ReadyFileVerifiesAheadSoThatOpenFileHandsItOut) {
     EXPECT_EQ(c->open_file("bad"), nullptr);
     EXPECT_FALSE(fs::exists(c->path_of("bad")));
     EXPECT_EQ(c->stats().corrupt, 1u);
+    fs::resize_file(c->path_of("cut"), 10);  // shorter than a trailer
+    EXPECT_FALSE(c->ready_file("cut"));
+    EXPECT_FALSE(fs::exists(c->path_of("cut")));
+    EXPECT_EQ(c->stats().corrupt, 2u);
     EXPECT_FALSE(c->ready_file("absent"));
   }
   DiskCacheOptions o;

@@ -95,6 +95,24 @@ TEST(Hash, ChecksumDetectsChanges) {
   EXPECT_NE(h, checksum64(s));
 }
 
+// Pieces of any sizes, in order, sum to the checksum of the whole (the disk cache checks
+// a file through a small buffer this way).
+TEST(Hash, ChecksumInPiecesEqualsTheWhole) {
+  std::string s;
+  for (size_t i = 0; i < 300000; i++) s.push_back(static_cast<char>(i * 7919 % 251));
+  for (size_t piece : {size_t{1}, size_t{63}, size_t{4096}, size_t{65536}, s.size()}) {
+    Checksum64 c;
+    for (size_t at = 0; at < s.size(); at += piece) c.update(std::string_view(s).substr(at, piece));
+    EXPECT_EQ(c.value(), checksum64(s)) << piece;
+  }
+  Checksum64 none;
+  EXPECT_EQ(none.value(), checksum64(""));
+  Checksum64 changed;
+  changed.update(std::string_view(s).substr(0, 1000));
+  changed.update("x");
+  EXPECT_NE(changed.value(), checksum64(s.substr(0, 1001)));
+}
+
 TEST(ThreadPool, RunsEveryTaskBeforeDestruction) {
   std::atomic<int> n{0};
   {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <latch>
 #include <map>
 #include <mutex>
@@ -435,6 +436,57 @@ TEST_F(RangedTest, BlocksOnlyOnDiskAreReadFromTheirCacheFiles) {
   EXPECT_OK(v->stop());
 }
 
+// After a restart (--verify-cache-checksum once: no file checked yet), a read of a block
+// on the disk checks its file where it lies and reads from it, once checked: the block is
+// not lifted into memory and nothing is fetched. A file found bad is removed and its
+// block fetched from the store.
+TEST_F(RangedTest, AReadOfADiskBlockNotCheckedSinceARestartChecksItWhereItLies) {
+  const std::string data = pattern(4 * kBig, 11);
+  const Ino ino = put_file("f", data);
+  {
+    auto v = reader(disk_cached());
+    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
+    v->wait_prefetches();
+    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
+    ASSERT_EQ(v->block_cache().stats().disk_written_blocks, 4u);
+    EXPECT_OK(v->stop());
+  }
+  VfsOptions o = disk_cached();
+  o.readahead_blocks = 0;  // only the blocks read
+  auto v = reader(o);      // a restart, with its own count of GETs
+  auto& tiered = dynamic_cast<cache::TieredCache&>(v->block_cache());
+  {
+    // Block 3's file goes bad: one byte of its data changed.
+    std::fstream f(tiered.disk().path_of(key_of(3)), std::ios::in | std::ios::out);
+    f.seekp(1000);
+    f.put('\x5a' ^ data[3 * kBig + 1000]);
+  }
+  const uint64_t fh = open_ro(*v, ino);
+  auto read_at = [&](uint64_t off, bool want_files) {
+    ReadData d;
+    ASSERT_OK(v->read_pieces(ctx_, ino, fh, off, 8192, d));
+    EXPECT_EQ(d.files.empty(), !want_files) << off;
+    std::string got(d.size, '\0');
+    ASSERT_EQ(d.copy_to(got.data(), 0, got.size()), got.size());
+    EXPECT_EQ(got, data.substr(off, 8192)) << off;
+  };
+  read_at(2 * kBig + 5000, true);
+  read_at(kBig + 100, true);
+  EXPECT_EQ(v->block_cache().stats().disk_hits, 2u);  // each file checked once
+  read_at(2 * kBig + 20000, true);                     // checked already: no second check
+  EXPECT_EQ(v->block_cache().stats().disk_hits, 2u);
+  EXPECT_EQ(v->block_cache().stats().blocks, 0u);  // memory holds none of them
+  EXPECT_EQ(v->stats().read_file_bytes.load(), 3u * 8192);
+  EXPECT_TRUE(counting_->gets().empty());
+  // The bad file: removed, counted, and its block fetched instead.
+  read_at(3 * kBig + 100, false);
+  EXPECT_EQ(v->block_cache().stats().disk_corrupt, 1u);
+  EXPECT_FALSE(std::filesystem::exists(tiered.disk().path_of(key_of(3))));
+  EXPECT_EQ(counting_->gets()[key_of(3)], 1);
+  EXPECT_EQ(counting_->gets().size(), 1u);
+  EXPECT_OK(v->stop());
+}
+
 TEST_F(RangedTest, SubBlocksNeverReachTheDiskCache) {
   const std::string data = pattern(2 * kBig, 7);
   const Ino ino = put_file("f", data);
@@ -546,10 +598,10 @@ TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithoutLiftingThem) 
   const uint64_t fh = open_ro(*v, ino);
   enter_twenty(*v, ino, fh, data, r);
   v->wait_prefetches();
-  // Blocks 0 to 2 came off the disk into memory for the reads (block 2 through the
-  // prefetch of the last tensor entered); the whole-file readahead verified the other
-  // five on the disk and left them there. Each block was read off the disk once, and
-  // nothing came from the store.
+  // The reads checked blocks 0 and 1 where they lie and read them from their files; the
+  // prefetch of the last tensor entered may have lifted block 2 into memory; the
+  // whole-file readahead verified the other five on the disk and left them there. Each
+  // block was read off the disk once, and nothing came from the store.
   EXPECT_GE(after_second_, 2u);
   const cache::CacheStats st = v->block_cache().stats();
   EXPECT_EQ(st.disk_hits, 8u);

@@ -458,14 +458,35 @@ FileBlock DiskCache::open_file(const std::string& key) {
 bool DiskCache::verify_file(const std::string& key) {
   const size_t di = dir_of(key);
   Dir& d = dirs_[di];
+  auto trusted_locked = [&] {
+    auto it = d.index.find(key);
+    return it != d.index.end() && it->second.trusted;
+  };
   {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     if (d.index.find(key) == d.index.end()) return false;
+    if (verifying_.count(key) > 0) {  // another caller is checking it: take its verdict
+      verified_cv_.wait(lk, [&] { return verifying_.count(key) == 0; });
+      return trusted_locked();
+    }
+    if (trusted_locked()) return true;
+    verifying_.insert(key);
   }
+  auto done = [&] {
+    {
+      std::lock_guard lk(mu_);
+      verifying_.erase(key);
+    }
+    verified_cv_.notify_all();
+  };
   const std::string path = file_path(di, key);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  // Unopenable: get() says why, and drops the entry where it should.
-  if (fd < 0) return get(key).has_value();
+  if (fd < 0) {
+    // Unopenable: get() says why, and drops the entry where it should.
+    const bool ok = get(key).has_value();
+    done();
+    return ok;
+  }
   struct stat st {};
   uint64_t data_len = 0;
   const bool valid = fstat(fd, &st) == 0 &&
@@ -479,13 +500,17 @@ bool DiskCache::verify_file(const std::string& key) {
       stats_.corrupt++;
       stats_.misses++;
     }
+    done();
     log_event(kLogCorrupt, "removed " + path + ": it failed verification");
     return false;
   }
-  std::lock_guard lk(mu_);
-  trust_locked(d, key);
-  stats_.hits++;
-  stats_.hit_bytes += data_len;
+  {
+    std::lock_guard lk(mu_);
+    trust_locked(d, key);
+    stats_.hits++;
+    stats_.hit_bytes += data_len;
+  }
+  done();
   return true;
 }
 

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -39,6 +40,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cache/block_cache.h"
@@ -99,7 +101,7 @@ class DiskCache {
   FileBlock open_file(const std::string& key);
   // open_file, readying the file first where open_file would refuse it for want of a
   // check (kOnce, not verified yet): it is verified where it lies (verify_file), not
-  // copied into memory. Also asks the kernel to read its pages ahead
+  // copied into a block-sized buffer. Also asks the kernel to read its pages ahead
   // (POSIX_FADV_WILLNEED). For a reader about to take it from the file, or a whole file
   // loaded out of order, ahead of its reader. nullptr with kFull, or for a bad or absent
   // file.
@@ -145,7 +147,8 @@ class DiskCache {
   // Verifies an indexed key's file as get() does, but read through a small buffer
   // instead of into a block-sized one (measured: a 4 MiB get() spent 1-3 ms zero-filling
   // its buffer alone, on the path of a loader's random entry). A good file is trusted and
-  // counted as a hit; a bad one is removed and counted as corrupt. False for keys not
+  // counted as a hit; a bad one is removed and counted as corrupt. One check at a time
+  // per key: a concurrent caller takes the running check's verdict. False for keys not
   // indexed.
   bool verify_file(const std::string& key);
   // Evicts d's LRU files until `incoming` more bytes fit its capacity and free space.
@@ -160,7 +163,11 @@ class DiskCache {
   void log_event(LogKind kind, const std::string& msg);
 
   DiskCacheOptions opts_;
-  mutable std::mutex mu_;  // guards dirs_' indexes and stats_
+  mutable std::mutex mu_;  // guards dirs_' indexes, stats_ and verifying_
+  // Keys verify_file is checking now: a second caller waits for the first's verdict
+  // (signalled on verified_cv_) instead of reading the file again.
+  std::unordered_set<std::string> verifying_;
+  std::condition_variable verified_cv_;
   std::vector<Dir> dirs_;
   DiskCacheStats stats_;
   std::atomic<uint64_t> tmp_seq_{0};

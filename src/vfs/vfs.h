@@ -427,6 +427,16 @@ class Vfs {
   std::unordered_map<Ino, LayoutEntry> layouts_;
   std::atomic<uint64_t> layouts_version_{1};
   std::mutex prefetched_mu_;  // guards prefetched_
+  // The whole-file readahead's disk-cached blocks are readied (read off the disk and
+  // verified) by at most kReadyingMax tasks at once; the rest wait in ready_backlog_, in
+  // order, for one of those tasks (ready_in_turn). A deeper disk queue keeps the loader's
+  // own reads waiting behind it (measured, 4 GiB shuffled from a warm disk cache: 0.69-0.89
+  // GB/s with 3 or 4 at once, 0.67-0.79 without a limit, in the same turns).
+  static constexpr size_t kReadyingMax = 4;
+  std::mutex ready_mu_;  // guards readying_, ready_backlog_
+  size_t readying_ = 0;
+  std::deque<std::string> ready_backlog_;
+  void ready_in_turn(std::string key);
   std::unordered_set<std::string> prefetched_;
   std::mutex prefetch_mu_;  // with prefetch_cv_: signals prefetch_queued_ reaching 0
   std::condition_variable prefetch_cv_;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <iterator>
 
@@ -312,6 +313,27 @@ TEST_F(DiskCacheTest, ReadyFileVerifiesAheadSoThatOpenFileHandsItOut) {
   auto c = open(o);
   EXPECT_FALSE(c->ready_file("good"));  // every read verifies: nothing to ready
   EXPECT_EQ(c->stats().hits, 0u);
+}
+
+// Readers that ready one unchecked file at once check it once: the others take that
+// check's verdict (one hit counted, every reader gets the file).
+TEST_F(DiskCacheTest, ConcurrentReadiesOfOneFileCheckItOnce) {
+  {
+    auto c = open({});
+    ASSERT_TRUE(c->put("k", block('k', 1 << 20)));
+  }
+  auto c = open({});  // a restart: nothing trusted
+  std::vector<std::thread> ts;
+  std::atomic<int> got{0};
+  for (int i = 0; i < 8; i++) {
+    ts.emplace_back([&] {
+      if (FileBlock f = c->ready_file("k"); f && file_bytes(f) == block('k', 1 << 20)) got++;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(got.load(), 8);
+  EXPECT_EQ(c->stats().hits, 1u);
+  EXPECT_EQ(c->stats().corrupt, 0u);
 }
 
 TEST_F(DiskCacheTest, OpenFileRefusesAFileOfTheWrongSizeOrFraming) {

@@ -146,6 +146,18 @@ class RangedTest : public VfsTest {
     EXPECT_OK(v->stop());
     return data;
   }
+  // A file of `data` (whole blocks) that a first client read, so that every block is in
+  // the disk cache (disk_cached()).
+  Ino disk_cached_file(const std::string& data) {
+    const Ino ino = put_file("f", data);
+    auto v = reader(disk_cached());
+    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
+    v->wait_prefetches();
+    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
+    EXPECT_EQ(v->block_cache().stats().disk_written_blocks, data.size() / kBig);
+    EXPECT_OK(v->stop());
+    return ino;
+  }
   std::string cache_dir_;
 
   uint64_t stored_size(const std::string& key) {
@@ -442,15 +454,7 @@ TEST_F(RangedTest, BlocksOnlyOnDiskAreReadFromTheirCacheFiles) {
 // block fetched from the store.
 TEST_F(RangedTest, AReadOfADiskBlockNotCheckedSinceARestartChecksItWhereItLies) {
   const std::string data = pattern(4 * kBig, 11);
-  const Ino ino = put_file("f", data);
-  {
-    auto v = reader(disk_cached());
-    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
-    v->wait_prefetches();
-    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
-    ASSERT_EQ(v->block_cache().stats().disk_written_blocks, 4u);
-    EXPECT_OK(v->stop());
-  }
+  const Ino ino = disk_cached_file(data);
   VfsOptions o = disk_cached();
   o.readahead_blocks = 0;  // only the blocks read
   auto v = reader(o);      // a restart, with its own count of GETs
@@ -492,15 +496,7 @@ TEST_F(RangedTest, AReadOfADiskBlockNotCheckedSinceARestartChecksItWhereItLies) 
 // comes wholly from its cache files, each checked once, nothing fetched.
 TEST_F(RangedTest, ReadaheadOfDiskBlocksReadiesThemWhereTheyLie) {
   const std::string data = pattern(6 * kBig, 13);
-  const Ino ino = put_file("f", data);
-  {
-    auto v = reader(disk_cached());
-    EXPECT_EQ(read(*v, ino, open_ro(*v, ino), 0, data.size()), data);
-    v->wait_prefetches();
-    dynamic_cast<cache::TieredCache&>(v->block_cache()).drain();
-    ASSERT_EQ(v->block_cache().stats().disk_written_blocks, 6u);
-    EXPECT_OK(v->stop());
-  }
+  const Ino ino = disk_cached_file(data);
   auto v = reader(disk_cached());  // a restart, with its own count of GETs
   const uint64_t fh = open_ro(*v, ino);
   std::string got;

@@ -427,6 +427,7 @@ class Vfs {
   std::unordered_map<Ino, LayoutEntry> layouts_;
   std::atomic<uint64_t> layouts_version_{1};
   std::mutex prefetched_mu_;  // guards prefetched_
+  std::unordered_set<std::string> prefetched_;
   // The whole-file readahead's disk-cached blocks are readied (read off the disk and
   // verified) by at most kReadyingMax tasks at once; the rest wait in ready_backlog_, in
   // order, for one of those tasks (ready_in_turn). A deeper disk queue keeps the loader's
@@ -437,7 +438,6 @@ class Vfs {
   size_t readying_ = 0;
   std::deque<std::string> ready_backlog_;
   void ready_in_turn(std::string key);
-  std::unordered_set<std::string> prefetched_;
   std::mutex prefetch_mu_;  // with prefetch_cv_: signals prefetch_queued_ reaching 0
   std::condition_variable prefetch_cv_;
   std::atomic<uint64_t> prefetch_queued_{0};

@@ -31,17 +31,28 @@ namespace {
 constexpr uint32_t kMagic = 0x534c4342;  // "SLCB"
 constexpr size_t kFooter = 4 + 8 + 8 + 4;  // key_len, data_len, checksum, magic
 
-// Whether `file` (a cache file's whole contents) frames key's data with the trailer and
-// the data matches its checksum; the data's length in *data_len.
-bool verified(std::string_view file, const std::string& key, uint64_t* data_len) {
-  if (file.size() < kFooter) return false;
-  Decoder f(file.substr(file.size() - kFooter));
+// Whether `tail`, the last key.size() + kFooter bytes of a cache file of `size` bytes,
+// frames key's data: the trailer names key, the data's length that fills the rest of the
+// file, and the magic. The data's length and checksum in *len and *sum.
+bool framed(std::string_view tail, const std::string& key, uint64_t size, uint64_t* len,
+            uint64_t* sum) {
+  if (tail.size() != key.size() + kFooter || size < tail.size()) return false;
+  Decoder f(tail.substr(key.size()));
   const uint32_t key_len = f.get_u32();
-  const uint64_t len = f.get_u64();
-  const uint64_t sum = f.get_u64();
+  *len = f.get_u64();
+  *sum = f.get_u64();
   const uint32_t magic = f.get_u32();
-  if (magic != kMagic || key_len != key.size() || len > file.size() ||
-      len + key_len + kFooter != file.size() || file.substr(len, key_len) != key ||
+  return magic == kMagic && key_len == key.size() && *len == size - tail.size() &&
+         tail.substr(0, key.size()) == key;
+}
+
+// Whether `file` (a cache file's whole contents) frames key's data and the data matches
+// its checksum; the data's length in *data_len.
+bool verified(std::string_view file, const std::string& key, uint64_t* data_len) {
+  const size_t tail_len = key.size() + kFooter;
+  uint64_t len = 0, sum = 0;
+  if (file.size() < tail_len ||
+      !framed(file.substr(file.size() - tail_len), key, file.size(), &len, &sum) ||
       checksum64(file.substr(0, len)) != sum) {
     return false;
   }
@@ -53,18 +64,10 @@ bool verified(std::string_view file, const std::string& key, uint64_t* data_len)
 // per-thread buffer: no block-sized buffer to allocate, zero and copy into. A read error
 // fails the check.
 bool verified_in_pieces(int fd, uint64_t size, const std::string& key, uint64_t* data_len) {
-  if (size < key.size() + kFooter) return false;
   std::string tail(key.size() + kFooter, '\0');
-  if (!pread_full(fd, tail.data(), tail.size(), size - tail.size())) {
-    return false;
-  }
-  Decoder f(std::string_view(tail).substr(key.size()));
-  const uint32_t key_len = f.get_u32();
-  const uint64_t len = f.get_u64();
-  const uint64_t sum = f.get_u64();
-  const uint32_t magic = f.get_u32();
-  if (magic != kMagic || key_len != key.size() || len != size - tail.size() ||
-      std::string_view(tail).substr(0, key.size()) != key) {
+  uint64_t len = 0, sum = 0;
+  if (size < tail.size() || !pread_full(fd, tail.data(), tail.size(), size - tail.size()) ||
+      !framed(tail, key, size, &len, &sum)) {
     return false;
   }
   constexpr size_t kPiece = 256 << 10;
@@ -80,6 +83,7 @@ bool verified_in_pieces(int fd, uint64_t size, const std::string& key, uint64_t*
   *data_len = len;
   return true;
 }
+
 constexpr int64_t kLogEveryNs = 10'000'000'000;
 constexpr const char* kTmpPrefix = ".tmp-";
 
@@ -435,13 +439,9 @@ FileBlock DiskCache::open_file(const std::string& key) {
   if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return nullptr;
   if (!trusted) {  // kNone: the trailer must frame this key's data
     std::string tail(key.size() + kFooter, '\0');
-    if (!pread_full(fd, tail.data(), tail.size(), data_len)) return nullptr;
-    Decoder f(std::string_view(tail).substr(key.size()));
-    const uint32_t key_len = f.get_u32();
-    const uint64_t len = f.get_u64();
-    f.get_u64();  // the checksum, not checked
-    if (key_len != key.size() || len != data_len || f.get_u32() != kMagic ||
-        std::string_view(tail).substr(0, key.size()) != key) {
+    uint64_t len = 0, sum = 0;  // the checksum is not checked
+    if (!pread_full(fd, tail.data(), tail.size(), data_len) ||
+        !framed(tail, key, size, &len, &sum)) {
       return nullptr;
     }
   }

@@ -12,10 +12,11 @@
 //
 // open_file() hands out the disk tier's file of a block memory does not hold (for a reader
 // to splice from; DiskCache::open_file says when). peek() looks at memory only (prefetch
-// uses it to skip blocks already in memory; a prefetch of a block on disk lifts it into
-// memory, unless open_file hands it out; ready_file() readies a disk block for open_file
-// without lifting it). contains() and erase() cover both tiers and the
-// write queue. stats(): the memory tier's fields plus disk_* fields.
+// uses it to skip blocks already in memory). ready_file() is open_file for a disk block
+// not checked yet, checked first (a prefetch or a read of a block on disk uses it instead
+// of lifting the block into memory; only a disk tier that checks every read, kFull,
+// leaves them to get_or_load). contains() and erase() cover both tiers and the write
+// queue. stats(): the memory tier's fields plus disk_* fields.
 //
 // Thread safety: every method may be called concurrently. The destructor writes out what
 // is still queued (at most max_pending_bytes), then stops the writer.

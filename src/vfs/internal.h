@@ -146,6 +146,14 @@ struct Prefetch {
   uint32_t block_off = 0, len = 0;
 };
 
+// A disk-cached block of a file loaded whole out of order, to ready (Vfs::ready_in_turn):
+// its cache key, and with a page store on, the file (h) and range (p) its pages go to.
+struct ReadyItem {
+  std::string key;
+  std::shared_ptr<FileHandle> h;
+  Prefetch p;
+};
+
 // The bytes of one block a read copies from: the whole block, or (ranged read) its
 // sub-blocks [first, first + subs.size()), each object::kSubBlockSize bytes but the
 // last sub-block of the block.
@@ -205,6 +213,7 @@ struct FileHandle {
   std::unordered_set<size_t> entered;  // tensors that reads jumped into (random entries)
   uint64_t bulk_next = 0;    // a file loaded whole out of order: prefetched in order up to here
   bool loading_all = false;  // this handle was found loading the whole file out of order
+  int8_t cached_whole = -1;  // all the file's tensor data is cached locally (-1: not looked)
 };
 
 struct DirHandle {

@@ -1,17 +1,20 @@
-// Kernel page-cache stores: blocks fetched for a file that a loader reads whole out of
-// order (the whole-file readahead of reader.cc) are pushed into the kernel's page cache
-// of that file through the page store the FUSE layer sets (notify_store). The loader's
-// later page faults on those pages are then served by the kernel: no FUSE read, no copy
-// out of the memory or disk cache, which is most of the mount's work in a shuffled load.
+// Kernel page-cache stores: blocks fetched or readied (from the disk cache) for a file
+// that a loader reads whole out of order (the whole-file readahead of reader.cc) are
+// pushed into the kernel's page cache of that file through the page store the FUSE layer
+// sets (notify_store). The loader's later page faults on those pages are then served by
+// the kernel: no FUSE read, no copy out of the memory or disk cache, which is most of the
+// mount's work in a shuffled load.
 //
-// Stores run on one thread of their own, in order, from a queue bounded in bytes (a
-// full queue drops the store: the pages are read through the mount as before). A store
-// can block in the kernel on a page that is locked for a read of the kernel's own, until
-// the mount answers that read; no download thread ever waits on it. A store whose file
-// changed since its block was fetched (the inode's generation moved) is dropped. Only
-// whole pages are stored, except the file's last, partial one.
+// Stores run on one thread of their own, in order, from a queue bounded in bytes of
+// memory and in disk-cache files (a full queue drops the store: the pages are read
+// through the mount as before). A store can block in the kernel on a page that is
+// locked for a read of the kernel's own, until the mount answers that read; no download
+// thread ever waits on it. A store whose file changed since its block was fetched (the
+// inode's generation moved) is dropped. Only whole pages are stored, except the file's
+// last, partial one.
 #include <algorithm>
 
+#include "common/file_io.h"
 #include "vfs/internal.h"
 #include "vfs/vfs.h"
 
@@ -23,6 +26,10 @@ constexpr uint64_t kPage = 4096;
 // The queue holds blocks that may have left the memory cache: bounded, so that the
 // mount's memory stays within --buffer-size + its fixed overhead.
 constexpr uint64_t kQueueBytes = 64ull << 20;
+// Disk-cache files queued hold no memory, an open file each: bounded in number. Their
+// bytes are stored a piece at a time, through one buffer.
+constexpr size_t kQueueFiles = 64;
+constexpr uint64_t kFilePiece = 1 << 20;
 
 }  // namespace
 
@@ -41,6 +48,7 @@ bool Vfs::stop_page_store(bool wait) {
   stats_.page_store_dropped += pages_queue_.size();
   pages_queue_.clear();
   pages_queued_bytes_ = 0;
+  pages_queued_files_ = 0;
   pages_stop_ = true;
   pages_cv_.notify_all();
   if (wait) pages_cv_.wait(lk, [this] { return !pages_busy_; });
@@ -56,9 +64,9 @@ void Vfs::wait_page_stores() {
   pages_cv_.wait(lk, [this] { return pages_queue_.empty() && !pages_busy_; });
 }
 
-void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
-                           cache::Block data) {
-  if (p.len == 0) return;
+bool Vfs::page_range(const std::shared_ptr<FileHandle>& h, const Prefetch& p, uint64_t have,
+                     uint64_t& begin, uint64_t& end) {
+  if (p.len == 0) return false;
   uint64_t size;
   {
     std::lock_guard lk(h->mu);
@@ -66,39 +74,78 @@ void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch&
   }
   // Whole pages only (the kernel marks a partly stored page up to date only at the
   // file's end).
-  const uint64_t begin = (p.file_off + kPage - 1) / kPage * kPage;
-  uint64_t end = std::min(p.file_off + p.len, size);
+  begin = (p.file_off + kPage - 1) / kPage * kPage;
+  end = std::min(p.file_off + p.len, size);
   if (end < size) end = end / kPage * kPage;
-  if (end <= begin || p.block_off + (end - p.file_off) > data->size()) return;
-  const std::string_view bytes(data->data() + p.block_off + (begin - p.file_off), end - begin);
+  return end > begin && p.block_off + (end - p.file_off) <= have;
+}
+
+void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
+                           cache::Block data) {
+  uint64_t begin, end;
+  if (!page_range(h, p, data->size(), begin, end)) return;
+  const uint64_t from = p.block_off + (begin - p.file_off);
   std::lock_guard lk(pages_mu_);
   if (!page_store_ || pages_stop_) return;
-  if (pages_queued_bytes_ + bytes.size() > kQueueBytes) {
+  if (pages_queued_bytes_ + (end - begin) > kQueueBytes) {
     stats_.page_store_dropped++;
     return;
   }
-  pages_queue_.push_back({h, h->inode->generation.load(), begin, bytes, std::move(data)});
-  pages_queued_bytes_ += bytes.size();
+  pages_queue_.push_back(
+      {h, h->inode->generation.load(), begin, end - begin, from, std::move(data), {}});
+  pages_queued_bytes_ += end - begin;
+  pages_cv_.notify_all();
+}
+
+void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
+                           cache::FileBlock file) {
+  uint64_t begin, end;
+  if (!page_range(h, p, file->len, begin, end)) return;
+  const uint64_t from = p.block_off + (begin - p.file_off);
+  std::lock_guard lk(pages_mu_);
+  if (!page_store_ || pages_stop_) return;
+  if (pages_queued_files_ >= kQueueFiles) {
+    stats_.page_store_dropped++;
+    return;
+  }
+  pages_queue_.push_back(
+      {h, h->inode->generation.load(), begin, end - begin, from, nullptr, std::move(file)});
+  pages_queued_files_++;
   pages_cv_.notify_all();
 }
 
 void Vfs::page_store_loop() {
+  std::string file_buf;
   std::unique_lock lk(pages_mu_);
   for (;;) {
     pages_cv_.wait(lk, [this] { return pages_stop_ || !pages_queue_.empty(); });
     if (pages_stop_) return;
     PageStoreItem item = std::move(pages_queue_.front());
     pages_queue_.pop_front();
-    pages_queued_bytes_ -= item.data.size();
+    if (item.block) {
+      pages_queued_bytes_ -= item.len;
+    } else {
+      pages_queued_files_--;
+    }
     PageStore store = page_store_;
     pages_busy_ = true;
     lk.unlock();
-    bool stored = false;
-    if (item.h->inode->generation.load() == item.generation) {
-      stored = store(item.h->ino, item.off, item.data);
+    bool stored = item.h->inode->generation.load() == item.generation;
+    if (stored && item.block) {
+      stored =
+          store(item.h->ino, item.off, std::string_view(item.block->data() + item.from, item.len));
+    } else if (stored) {
+      // A disk-cache file's bytes go through one buffer, a piece at a time (its pages
+      // are in the page cache of the cache file: the whole-file readahead readied it).
+      if (file_buf.empty()) file_buf.resize(kFilePiece);
+      for (uint64_t done = 0; stored && done < item.len; done += kFilePiece) {
+        const uint64_t n = std::min(kFilePiece, item.len - done);
+        stored = pread_full(item.file->fd, file_buf.data(), n, item.from + done) &&
+                 store(item.h->ino, item.off + done, std::string_view(file_buf.data(), n));
+      }
     }
     if (stored) {
-      stats_.page_store_bytes += item.data.size();
+      stats_.page_store_bytes += item.len;
     } else {
       stats_.page_store_dropped++;
     }

@@ -20,6 +20,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -138,6 +139,7 @@ struct DirHandle;
 struct BlockRef;
 struct BlockData;
 struct Prefetch;
+struct ReadyItem;
 enum class PrefetchFor;
 struct TensorLayout;
 using Segments = std::shared_ptr<const std::vector<meta::Segment>>;
@@ -324,12 +326,17 @@ class Vfs {
   // reads past it are the kernel reading ahead of a loader that faults tensors in at
   // random. 0 otherwise (no layout, or a stream from the header).
   uint64_t entered_tensor_end(const FileHandle& h) const;
+  // Whether every block of h's tensor data is in the cache (memory or disk), looked up
+  // once per layout and file version.
+  bool cached_whole_locked(FileHandle& h);
   // The block for a read: its disk-cache file when the cache may serve that as it is
   // (BlockCache::open_file), else the block in memory (loaded from disk or the store).
   Result<BlockData> load_block(const BlockRef& b, bool files = true);
-  // Loads b into the cache unless cached, as `why` says (vfs/internal.h). Returns the
-  // block when it is in memory now (cached before, or loaded whole by this call).
-  cache::Block prefetch_block(const BlockRef& b, PrefetchFor why);
+  // Loads block p.block into the cache unless cached, as p.why says (vfs/internal.h).
+  // Returns the block when it is in memory now (cached before, or loaded whole by this
+  // call). A whole-file prefetch for h readies a disk-cached block and, with a page
+  // store on, queues its file range of h's file for the kernel's page cache.
+  cache::Block prefetch_block(const Prefetch& p, const std::shared_ptr<FileHandle>& h = nullptr);
   // The block's data, fetched, decoded and verified (refetched up to 3 times). `parts` >
   // 1 fetches it as that many ranged GETs in parallel where the volume's blocks allow.
   Result<std::string> fetch_block(const std::string& key, uint32_t len, int parts = 1);
@@ -365,8 +372,8 @@ class Vfs {
   // Block bytes [lo, hi) of b: the whole block if cached, else its sub-blocks, fetching
   // the missing ones ranged; the whole block when b has no table. *fetched is set when
   // this call fetched from the store.
-  Result<BlockData> load_range(const BlockRef& b, uint64_t lo, uint64_t hi,
-                               bool* fetched = nullptr, bool files = true);
+  Result<BlockData> load_range(const BlockRef& b, uint64_t lo, uint64_t hi, bool* fetched = nullptr,
+                               bool files = true);
   // Fetches and verifies sub-blocks [a, z) of block `key` (len bytes), caches them in
   // memory, returns sub-block a. kNotSupported when the block has no table.
   Result<std::string> fetch_sub_blocks(const std::string& key, uint32_t len, uint32_t a,
@@ -385,6 +392,13 @@ class Vfs {
   // page_store.cc: queues the file range p covers of block `data` for the kernel's page
   // cache of h's file (when a page store is set and the queue has room).
   void queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p, cache::Block data);
+  // The same for a block readied in the disk cache: its bytes are read from its file.
+  void queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
+                        cache::FileBlock file);
+  // The whole pages of the file range p covers, [begin, end), when the `have` bytes of
+  // its block hold them.
+  static bool page_range(const std::shared_ptr<FileHandle>& h, const Prefetch& p, uint64_t have,
+                         uint64_t& begin, uint64_t& end);
   void page_store_loop();
 
   // background.cc
@@ -436,8 +450,8 @@ class Vfs {
   static constexpr size_t kReadyingMax = 4;
   std::mutex ready_mu_;  // guards readying_, ready_backlog_
   size_t readying_ = 0;
-  std::deque<std::string> ready_backlog_;
-  void ready_in_turn(std::string key);
+  std::list<ReadyItem> ready_backlog_;  // (a list: ReadyItem is defined in internal.h)
+  void ready_in_turn(ReadyItem item);
   std::mutex prefetch_mu_;  // with prefetch_cv_: signals prefetch_queued_ reaching 0
   std::condition_variable prefetch_cv_;
   std::atomic<uint64_t> prefetch_queued_{0};
@@ -479,17 +493,19 @@ class Vfs {
   // started with the first store) so that no download thread waits on the kernel.
   struct PageStoreItem {
     std::shared_ptr<FileHandle> h;
-    uint64_t generation = 0;  // h->inode->generation when queued
-    uint64_t off = 0;         // file offset of data
-    std::string_view data;    // in block
-    cache::Block block;
+    uint64_t generation = 0;    // h->inode->generation when queued
+    uint64_t off = 0, len = 0;  // the file range stored
+    uint64_t from = 0;          // where its bytes begin in block, or in file
+    cache::Block block;         // the bytes in memory, or
+    cache::FileBlock file;      // in a disk-cache file
   };
   std::mutex pages_mu_;  // guards everything below
   std::condition_variable pages_cv_;
   PageStore page_store_;
   std::deque<PageStoreItem> pages_queue_;
-  uint64_t pages_queued_bytes_ = 0;
-  bool pages_busy_ = false;  // a store is under way (without pages_mu_)
+  uint64_t pages_queued_bytes_ = 0;  // of the blocks in memory queued
+  size_t pages_queued_files_ = 0;    // disk-cache files queued
+  bool pages_busy_ = false;          // a store is under way (without pages_mu_)
   bool pages_stop_ = false;
   std::thread pages_thread_;
   std::atomic<bool> page_store_on_{false};  // a page store is set (read without pages_mu_)

@@ -157,6 +157,57 @@ TEST_F(ReadPathTest, AShuffledLoadGetsTheRestOfTheFileIntoThePageCache) {
       << text;
 }
 
+// A model wholly in the disk cache (warmed up through an earlier mount) is read ahead
+// whole from a loader's first random entry after a remount, and its blocks go from
+// their cache files into the kernel's page cache: pages the loader never touched become
+// resident, nothing is fetched from the store, and the file reads back exactly.
+TEST_F(ReadPathTest, AWarmDiskCachedModelGoesIntoThePageCacheFromOneRandomEntry) {
+  std::vector<uint64_t> sizes(30, 3 << 20);
+  sizes.back() += 1000;
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  const std::string data = safetensors_file(sizes, r);
+  const std::string file = mnt_ + "/model.safetensors";
+  ASSERT_NO_FATAL_FAILURE(write_whole(file, data));
+  Unmount();
+  const std::string cache = path("cache-warm");
+  MountAt(meta_url_, mnt_, {"--cache-dir", cache});
+  CliResult w = cli({"warmup", file});  // every block into the disk cache
+  ASSERT_EQ(w.code, 0) << w.err;
+  UnmountAt(mnt_);
+  MountAt(meta_url_, mnt_, {"--cache-dir", cache});
+  {
+    int fd = open(file.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    std::string head(r[0].first, '\0');
+    ASSERT_EQ(pread(fd, head.data(), head.size(), 0), ssize_t(head.size()));
+    void* p = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
+    const char* m = static_cast<const char*>(p);
+    ASSERT_EQ(std::memcmp(m + r[12].first, data.data() + r[12].first, 4096), 0);
+    // The last 5 MiB were never touched: they become resident.
+    const uint64_t from = (data.size() - (5 << 20)) / 4096 * 4096;
+    const size_t pages = (data.size() - from + 4095) / 4096;
+    std::vector<unsigned char> vec(pages);
+    size_t resident = 0;
+    for (int t = 0; t < 200 && resident < pages; t++) {
+      ASSERT_EQ(mincore(const_cast<char*>(m) + from, data.size() - from, vec.data()), 0)
+          << std::strerror(errno);
+      resident = std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; });
+      if (resident < pages) usleep(50000);
+    }
+    EXPECT_EQ(resident, pages);
+    EXPECT_EQ(std::memcmp(m, data.data(), data.size()), 0);
+    munmap(p, data.size());
+    close(fd);
+  }
+  UnmountAt(mnt_);
+  const std::string text = read_file(mnt_ + ".log");
+  EXPECT_EQ(read_path_counter(text, "object_gets"), 0) << text;
+  EXPECT_GE(read_path_counter(text, "page_store_bytes"), (long long)(data.size() - (4 << 20)))
+      << text;
+  EXPECT_NE(text.find("all of it cached locally"), std::string::npos) << text;
+}
+
 TEST_F(ReadPathTest, LazyLoaderTouchingARandomSubsetReadsExactDataRanged) {
   std::vector<uint64_t> sizes;
   std::mt19937_64 rng(5);

@@ -477,7 +477,7 @@ TEST_F(RangedTest, AReadOfADiskBlockNotCheckedSinceARestartChecksItWhereItLies) 
   read_at(2 * kBig + 5000, true);
   read_at(kBig + 100, true);
   EXPECT_EQ(v->block_cache().stats().disk_hits, 2u);  // each file checked once
-  read_at(2 * kBig + 20000, true);                     // checked already: no second check
+  read_at(2 * kBig + 20000, true);                    // checked already: no second check
   EXPECT_EQ(v->block_cache().stats().disk_hits, 2u);
   EXPECT_EQ(v->block_cache().stats().blocks, 0u);  // memory holds none of them
   EXPECT_EQ(v->stats().read_file_bytes.load(), 3u * 8192);
@@ -644,16 +644,22 @@ TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithoutLiftingThem) 
 }
 
 // With the page store on too, the whole-file readahead readies the disk-cached blocks
-// rather than pushing them into the kernel's page cache: those stores would crowd the
-// page store's queue, which drops stores when full.
-TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithAPageStoreToo) {
+// and pushes their bytes into the kernel's page cache of the file, read from their
+// files: nothing is lifted into memory or fetched, and the stores are exactly the file's
+// bytes, each once, at their offsets.
+TEST_F(RangedTest, WholeFileReadaheadStoresDiskCachedBlocksFromTheirFiles) {
   std::vector<std::pair<uint64_t, uint64_t>> r;
   Ino ino = 0;
   const std::string data = disk_cached_model(r, ino);
   auto v = reader(disk_cached());  // a restart, with its own count of GET bytes
-  std::atomic<uint64_t> stored{0};
-  v->set_page_store([&](Ino, uint64_t, std::string_view bytes) {
-    stored += bytes.size();
+  std::mutex mu;
+  std::map<uint64_t, std::string> stored;  // file offset -> bytes
+  uint64_t stores = 0;
+  v->set_page_store([&](Ino i, uint64_t off, std::string_view bytes) {
+    EXPECT_EQ(i, ino);
+    std::lock_guard lk(mu);
+    stored[off] = std::string(bytes);
+    stores++;
     return true;
   });
   const uint64_t fh = open_ro(*v, ino);
@@ -663,10 +669,59 @@ TEST_F(RangedTest, WholeFileReadaheadReadiesDiskCachedBlocksWithAPageStoreToo) {
   EXPECT_EQ(counting_->total_bytes(), 0u);  // all from the disk cache
   EXPECT_EQ(v->block_cache().stats().disk_hits, 8u);
   EXPECT_EQ(v->block_cache().stats().blocks, 0u);  // not lifted into memory
-  EXPECT_EQ(stored.load(), 0u);                    // nor pushed into the page cache
+  {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(stores, stored.size());  // no range stored twice
+    uint64_t end = 0;
+    for (const auto& [off, b] : stored) {
+      EXPECT_EQ(off, end) << "a gap or an overlap before " << off;
+      ASSERT_LE(off + b.size(), data.size());
+      EXPECT_TRUE(b == data.substr(off, b.size())) << "bytes at " << off;
+      end = off + b.size();
+    }
+    EXPECT_EQ(end, data.size());  // the whole file, its last partial page too
+    EXPECT_EQ(v->stats().page_store_bytes.load(), data.size());
+  }
   EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
-  EXPECT_GE(v->stats().read_file_bytes.load(), data.size() - 3 * kBig);
   EXPECT_OK(v->stop());
+}
+
+// A file whose tensor data is all in the disk cache is read ahead whole from its first
+// random entry (local reads only: no object-store bytes to tell a lazy loader apart
+// for); one with a block missing from the cache waits for a fifth of its tensors.
+TEST_F(RangedTest, AWhollyDiskCachedFileIsReadAheadWholeFromItsFirstRandomEntry) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  Ino ino = 0;
+  const std::string data = disk_cached_model(r, ino);
+  const uint64_t t = r[50].first;
+  {
+    auto v = reader(disk_cached());  // a restart
+    const uint64_t fh = open_ro(*v, ino);
+    EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));
+    EXPECT_EQ(read(*v, ino, fh, t, 4096), data.substr(t, 4096));
+    v->wait_prefetches();
+    // All 8 blocks were readied (each checked once where it lies), none fetched.
+    EXPECT_EQ(v->block_cache().stats().disk_hits, 8u);
+    EXPECT_EQ(v->block_cache().stats().blocks, 0u);
+    EXPECT_EQ(counting_->total_bytes(), 0u);
+    EXPECT_OK(v->stop());
+  }
+  {
+    auto v = reader(disk_cached());
+    ASSERT_TRUE(v->block_cache().contains(key_of(7)));
+    v->block_cache().erase(key_of(7));  // the last block leaves the disk cache
+    ASSERT_FALSE(v->block_cache().contains(key_of(7)));
+    const uint64_t fh = open_ro(*v, ino);
+    EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));
+    EXPECT_EQ(read(*v, ino, fh, t, 4096), data.substr(t, 4096));
+    v->wait_prefetches();
+    // Only the entered tensor's blocks (one or two) were read; the missing one was not
+    // fetched.
+    EXPECT_LE(v->block_cache().stats().disk_hits, 3u);
+    EXPECT_EQ(counting_->gets().count(key_of(7)), 0u);
+    EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
+    EXPECT_OK(v->stop());
+  }
 }
 
 // Blocks the whole-file readahead fetches go to the kernel's page cache of the file

@@ -213,7 +213,6 @@ struct FileHandle {
   std::unordered_set<size_t> entered;  // tensors that reads jumped into (random entries)
   uint64_t bulk_next = 0;    // a file loaded whole out of order: prefetched in order up to here
   bool loading_all = false;  // this handle was found loading the whole file out of order
-  int8_t cached_whole = -1;  // all the file's tensor data is cached locally (-1: not looked)
 };
 
 struct DirHandle {

@@ -244,22 +244,15 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
       const TensorRange* t = h->layout->find(fault_probe(off, n));
       if (t != nullptr) h->entered.insert(static_cast<size_t>(t - h->layout->tensors.data()));
     }
-    // A file whose blocks are all cached locally (a model put in the disk cache by
-    // warmup) is read ahead whole from its first random entry: that costs local disk
-    // reads, no object-store bytes, and keeps the disk busy while the loader is still
-    // being told apart from a lazy one.
-    if (random && h->layout &&
-        ((h->entered.size() >= kLoadingAllMin &&
-          h->entered.size() * kLoadingAllFraction >= h->layout->tensors.size()) ||
-         (!h->entered.empty() && cached_whole_locked(*h)))) {
+    if (random && h->layout && h->entered.size() >= kLoadingAllMin &&
+        h->entered.size() * kLoadingAllFraction >= h->layout->tensors.size()) {
       random = false;
       if (!h->loading_all) {
         h->loading_all = true;
         LOG_INFO(
             "vfs: inode {} handle {} is loading the whole file out of order ({} of {} "
-            "tensors entered at random{}): whole blocks from now on",
-            ino, fh, h->entered.size(), h->layout->tensors.size(),
-            h->cached_whole == 1 ? ", all of it cached locally" : "");
+            "tensors entered at random): whole blocks from now on",
+            ino, fh, h->entered.size(), h->layout->tensors.size());
       }
       if (opts_.disk_cache_enabled()) bulk_ahead_locked(*h, bulk);
     }
@@ -387,27 +380,7 @@ Status Vfs::refresh_locked(FileHandle& h) {
   h.tensor_prefetched.clear();
   h.entered.clear();
   h.bulk_next = 0;
-  h.cached_whole = -1;
   return Status::OK();
-}
-
-bool Vfs::cached_whole_locked(FileHandle& h) {
-  if (h.cached_whole >= 0) return h.cached_whole == 1;
-  h.cached_whole = 0;
-  if (!opts_.disk_cache_enabled() || h.size <= h.layout->data_start) return false;
-  const uint64_t from = h.layout->data_start;
-  auto segs = segments_locked(h, from, h.size - from);
-  if (!segs.ok()) return false;
-  bool all = true;
-  walk(
-      *segs, from, h.size - from, meta_->format().block_size, [](uint64_t, uint64_t) {},
-      [&](const BlockRef& r, uint32_t, uint64_t, uint64_t) {
-        if (!all) return;
-        auto loc = locate(meta_->format(), r);
-        all = loc.ok() && cache_->contains(loc->first);
-      });
-  h.cached_whole = all ? 1 : 0;
-  return all;
 }
 
 Result<std::vector<Segments>> Vfs::segments_locked(FileHandle& h, uint64_t off, uint64_t len) {
@@ -726,7 +699,6 @@ void Vfs::refresh_layout_locked(FileHandle& h) {
     if (found != h.layout) {
       h.tensor_prefetched.clear();
       h.entered.clear();
-      h.cached_whole = -1;
     }
     h.layout = std::move(found);
   }

@@ -326,9 +326,6 @@ class Vfs {
   // reads past it are the kernel reading ahead of a loader that faults tensors in at
   // random. 0 otherwise (no layout, or a stream from the header).
   uint64_t entered_tensor_end(const FileHandle& h) const;
-  // Whether every block of h's tensor data is in the cache (memory or disk), looked up
-  // once per layout and file version.
-  bool cached_whole_locked(FileHandle& h);
   // The block for a read: its disk-cache file when the cache may serve that as it is
   // (BlockCache::open_file), else the block in memory (loaded from disk or the store).
   Result<BlockData> load_block(const BlockRef& b, bool files = true);

@@ -157,11 +157,11 @@ TEST_F(ReadPathTest, AShuffledLoadGetsTheRestOfTheFileIntoThePageCache) {
       << text;
 }
 
-// A model wholly in the disk cache (warmed up through an earlier mount) is read ahead
-// whole from a loader's first random entry after a remount, and its blocks go from
-// their cache files into the kernel's page cache: pages the loader never touched become
-// resident, nothing is fetched from the store, and the file reads back exactly.
-TEST_F(ReadPathTest, AWarmDiskCachedModelGoesIntoThePageCacheFromOneRandomEntry) {
+// A shuffled load of a model in the disk cache (warmed up through an earlier mount) gets
+// the rest of the file readied after a remount, and its blocks go from their cache files
+// into the kernel's page cache: pages the loader never touched become resident, nothing
+// is fetched from the store, and the file reads back exactly.
+TEST_F(ReadPathTest, AShuffledLoadOfADiskCachedModelGetsItIntoThePageCacheFromTheFiles) {
   std::vector<uint64_t> sizes(30, 3 << 20);
   sizes.back() += 1000;
   std::vector<std::pair<uint64_t, uint64_t>> r;
@@ -183,7 +183,10 @@ TEST_F(ReadPathTest, AWarmDiskCachedModelGoesIntoThePageCacheFromOneRandomEntry)
     void* p = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
     ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
     const char* m = static_cast<const char*>(p);
-    ASSERT_EQ(std::memcmp(m + r[12].first, data.data() + r[12].first, 4096), 0);
+    // 12 of the first 20 tensors, never two neighbours in a row: past a fifth of 30.
+    for (size_t i : {0, 10, 4, 14, 2, 12, 6, 16, 8, 18, 1, 11}) {
+      ASSERT_EQ(std::memcmp(m + r[i].first, data.data() + r[i].first, 4096), 0) << i;
+    }
     // The last 5 MiB were never touched: they become resident.
     const uint64_t from = (data.size() - (5 << 20)) / 4096 * 4096;
     const size_t pages = (data.size() - from + 4095) / 4096;
@@ -205,7 +208,6 @@ TEST_F(ReadPathTest, AWarmDiskCachedModelGoesIntoThePageCacheFromOneRandomEntry)
   EXPECT_EQ(read_path_counter(text, "object_gets"), 0) << text;
   EXPECT_GE(read_path_counter(text, "page_store_bytes"), (long long)(data.size() - (4 << 20)))
       << text;
-  EXPECT_NE(text.find("all of it cached locally"), std::string::npos) << text;
 }
 
 TEST_F(ReadPathTest, LazyLoaderTouchingARandomSubsetReadsExactDataRanged) {

@@ -686,44 +686,6 @@ TEST_F(RangedTest, WholeFileReadaheadStoresDiskCachedBlocksFromTheirFiles) {
   EXPECT_OK(v->stop());
 }
 
-// A file whose tensor data is all in the disk cache is read ahead whole from its first
-// random entry (local reads only: no object-store bytes to tell a lazy loader apart
-// for); one with a block missing from the cache waits for a fifth of its tensors.
-TEST_F(RangedTest, AWhollyDiskCachedFileIsReadAheadWholeFromItsFirstRandomEntry) {
-  std::vector<std::pair<uint64_t, uint64_t>> r;
-  Ino ino = 0;
-  const std::string data = disk_cached_model(r, ino);
-  const uint64_t t = r[50].first;
-  {
-    auto v = reader(disk_cached());  // a restart
-    const uint64_t fh = open_ro(*v, ino);
-    EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));
-    EXPECT_EQ(read(*v, ino, fh, t, 4096), data.substr(t, 4096));
-    v->wait_prefetches();
-    // All 8 blocks were readied (each checked once where it lies), none fetched.
-    EXPECT_EQ(v->block_cache().stats().disk_hits, 8u);
-    EXPECT_EQ(v->block_cache().stats().blocks, 0u);
-    EXPECT_EQ(counting_->total_bytes(), 0u);
-    EXPECT_OK(v->stop());
-  }
-  {
-    auto v = reader(disk_cached());
-    ASSERT_TRUE(v->block_cache().contains(key_of(7)));
-    v->block_cache().erase(key_of(7));  // the last block leaves the disk cache
-    ASSERT_FALSE(v->block_cache().contains(key_of(7)));
-    const uint64_t fh = open_ro(*v, ino);
-    EXPECT_EQ(read(*v, ino, fh, 0, 4096), data.substr(0, 4096));
-    EXPECT_EQ(read(*v, ino, fh, t, 4096), data.substr(t, 4096));
-    v->wait_prefetches();
-    // Only the entered tensor's blocks (one or two) were read; the missing one was not
-    // fetched.
-    EXPECT_LE(v->block_cache().stats().disk_hits, 3u);
-    EXPECT_EQ(counting_->gets().count(key_of(7)), 0u);
-    EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
-    EXPECT_OK(v->stop());
-  }
-}
-
 // Blocks the whole-file readahead fetches go to the kernel's page cache of the file
 // (the page store the FUSE layer sets): whole pages, at their file offsets, exactly the
 // file's bytes, ending with the file's last partial page; none once the file changed.

@@ -56,6 +56,40 @@ long long read_path_counter(const std::string& log, const std::string& name) {
 
 class ReadPathTest : public MountFixture {
  protected:
+  // Reads the header, maps the file and touches 12 of its first 20 tensors out of order
+  // (a shuffled loader), then waits until the last 5 MiB, never touched, are resident in
+  // the kernel's page cache, and checks the whole mapping against data.
+  static void load_shuffled_and_wait_for_the_tail(
+      const std::string& file, const std::string& data,
+      const std::vector<std::pair<uint64_t, uint64_t>>& r) {
+    int fd = open(file.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    std::string head(r[0].first, '\0');
+    ASSERT_EQ(pread(fd, head.data(), head.size(), 0), ssize_t(head.size()));
+    void* p = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
+    const char* m = static_cast<const char*>(p);
+    // 12 of the first 20 tensors, never two neighbours in a row: past a fifth of 30.
+    for (size_t i : {0, 10, 4, 14, 2, 12, 6, 16, 8, 18, 1, 11}) {
+      ASSERT_EQ(std::memcmp(m + r[i].first, data.data() + r[i].first, 4096), 0) << i;
+    }
+    // The last 5 MiB were never touched: they become resident.
+    const uint64_t from = (data.size() - (5 << 20)) / 4096 * 4096;
+    const size_t pages = (data.size() - from + 4095) / 4096;
+    std::vector<unsigned char> vec(pages);
+    size_t resident = 0;
+    for (int t = 0; t < 200 && resident < pages; t++) {
+      ASSERT_EQ(mincore(const_cast<char*>(m) + from, data.size() - from, vec.data()), 0)
+          << std::strerror(errno);
+      resident = std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; });
+      if (resident < pages) usleep(50000);
+    }
+    EXPECT_EQ(resident, pages);
+    EXPECT_EQ(std::memcmp(m, data.data(), data.size()), 0);
+    munmap(p, data.size());
+    close(fd);
+  }
+
   static void write_whole(const std::string& file, const std::string& data) {
     int fd = open(file.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
     ASSERT_GE(fd, 0) << std::strerror(errno);
@@ -120,34 +154,7 @@ TEST_F(ReadPathTest, AShuffledLoadGetsTheRestOfTheFileIntoThePageCache) {
   ASSERT_NO_FATAL_FAILURE(write_whole(file, data));
   Unmount();
   MountAt(meta_url_, mnt_, {"--cache-dir", path("cache-pages")});
-  {
-    int fd = open(file.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    std::string head(r[0].first, '\0');
-    ASSERT_EQ(pread(fd, head.data(), head.size(), 0), ssize_t(head.size()));
-    void* p = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
-    ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
-    const char* m = static_cast<const char*>(p);
-    // 12 of the first 20 tensors, never two neighbours in a row: past a fifth of 30.
-    for (size_t i : {0, 10, 4, 14, 2, 12, 6, 16, 8, 18, 1, 11}) {
-      ASSERT_EQ(std::memcmp(m + r[i].first, data.data() + r[i].first, 4096), 0) << i;
-    }
-    // The last 5 MiB were never touched: they become resident.
-    const uint64_t from = (data.size() - (5 << 20)) / 4096 * 4096;
-    const size_t pages = (data.size() - from + 4095) / 4096;
-    std::vector<unsigned char> vec(pages);
-    size_t resident = 0;
-    for (int t = 0; t < 200 && resident < pages; t++) {
-      ASSERT_EQ(mincore(const_cast<char*>(m) + from, data.size() - from, vec.data()), 0)
-          << std::strerror(errno);
-      resident = std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; });
-      if (resident < pages) usleep(50000);
-    }
-    EXPECT_EQ(resident, pages);
-    EXPECT_EQ(std::memcmp(m, data.data(), data.size()), 0);
-    munmap(p, data.size());
-    close(fd);
-  }
+  ASSERT_NO_FATAL_FAILURE(load_shuffled_and_wait_for_the_tail(file, data, r));
   UnmountAt(mnt_);
   const std::string text = read_file(mnt_ + ".log");
   EXPECT_GE(read_path_counter(text, "page_store_bytes"), 5 << 20) << text;
@@ -175,34 +182,7 @@ TEST_F(ReadPathTest, AShuffledLoadOfADiskCachedModelGetsItIntoThePageCacheFromTh
   ASSERT_EQ(w.code, 0) << w.err;
   UnmountAt(mnt_);
   MountAt(meta_url_, mnt_, {"--cache-dir", cache});
-  {
-    int fd = open(file.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    std::string head(r[0].first, '\0');
-    ASSERT_EQ(pread(fd, head.data(), head.size(), 0), ssize_t(head.size()));
-    void* p = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
-    ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
-    const char* m = static_cast<const char*>(p);
-    // 12 of the first 20 tensors, never two neighbours in a row: past a fifth of 30.
-    for (size_t i : {0, 10, 4, 14, 2, 12, 6, 16, 8, 18, 1, 11}) {
-      ASSERT_EQ(std::memcmp(m + r[i].first, data.data() + r[i].first, 4096), 0) << i;
-    }
-    // The last 5 MiB were never touched: they become resident.
-    const uint64_t from = (data.size() - (5 << 20)) / 4096 * 4096;
-    const size_t pages = (data.size() - from + 4095) / 4096;
-    std::vector<unsigned char> vec(pages);
-    size_t resident = 0;
-    for (int t = 0; t < 200 && resident < pages; t++) {
-      ASSERT_EQ(mincore(const_cast<char*>(m) + from, data.size() - from, vec.data()), 0)
-          << std::strerror(errno);
-      resident = std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; });
-      if (resident < pages) usleep(50000);
-    }
-    EXPECT_EQ(resident, pages);
-    EXPECT_EQ(std::memcmp(m, data.data(), data.size()), 0);
-    munmap(p, data.size());
-    close(fd);
-  }
+  ASSERT_NO_FATAL_FAILURE(load_shuffled_and_wait_for_the_tail(file, data, r));
   UnmountAt(mnt_);
   const std::string text = read_file(mnt_ + ".log");
   EXPECT_EQ(read_path_counter(text, "object_gets"), 0) << text;

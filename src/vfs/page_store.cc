@@ -64,9 +64,21 @@ void Vfs::wait_page_stores() {
   pages_cv_.wait(lk, [this] { return pages_queue_.empty() && !pages_busy_; });
 }
 
-bool Vfs::page_range(const std::shared_ptr<FileHandle>& h, const Prefetch& p, uint64_t have,
-                     uint64_t& begin, uint64_t& end) {
-  if (p.len == 0) return false;
+void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
+                           cache::Block data) {
+  const uint64_t have = data->size();
+  queue_page_store(h, p, have, std::move(data), nullptr);
+}
+
+void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
+                           cache::FileBlock file) {
+  const uint64_t have = file->len;
+  queue_page_store(h, p, have, nullptr, std::move(file));
+}
+
+void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p, uint64_t have,
+                           cache::Block block, cache::FileBlock file) {
+  if (p.len == 0) return;
   uint64_t size;
   {
     std::lock_guard lk(h->mu);
@@ -74,43 +86,26 @@ bool Vfs::page_range(const std::shared_ptr<FileHandle>& h, const Prefetch& p, ui
   }
   // Whole pages only (the kernel marks a partly stored page up to date only at the
   // file's end).
-  begin = (p.file_off + kPage - 1) / kPage * kPage;
-  end = std::min(p.file_off + p.len, size);
+  const uint64_t begin = (p.file_off + kPage - 1) / kPage * kPage;
+  uint64_t end = std::min(p.file_off + p.len, size);
   if (end < size) end = end / kPage * kPage;
-  return end > begin && p.block_off + (end - p.file_off) <= have;
-}
-
-void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
-                           cache::Block data) {
-  uint64_t begin, end;
-  if (!page_range(h, p, data->size(), begin, end)) return;
+  if (end <= begin || p.block_off + (end - p.file_off) > have) return;
   const uint64_t from = p.block_off + (begin - p.file_off);
   std::lock_guard lk(pages_mu_);
   if (!page_store_ || pages_stop_) return;
-  if (pages_queued_bytes_ + (end - begin) > kQueueBytes) {
+  const bool full = block ? pages_queued_bytes_ + (end - begin) > kQueueBytes
+                          : pages_queued_files_ >= kQueueFiles;
+  if (full) {
     stats_.page_store_dropped++;
     return;
   }
-  pages_queue_.push_back(
-      {h, h->inode->generation.load(), begin, end - begin, from, std::move(data), {}});
-  pages_queued_bytes_ += end - begin;
-  pages_cv_.notify_all();
-}
-
-void Vfs::queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
-                           cache::FileBlock file) {
-  uint64_t begin, end;
-  if (!page_range(h, p, file->len, begin, end)) return;
-  const uint64_t from = p.block_off + (begin - p.file_off);
-  std::lock_guard lk(pages_mu_);
-  if (!page_store_ || pages_stop_) return;
-  if (pages_queued_files_ >= kQueueFiles) {
-    stats_.page_store_dropped++;
-    return;
+  if (block) {
+    pages_queued_bytes_ += end - begin;
+  } else {
+    pages_queued_files_++;
   }
-  pages_queue_.push_back(
-      {h, h->inode->generation.load(), begin, end - begin, from, nullptr, std::move(file)});
-  pages_queued_files_++;
+  pages_queue_.push_back({h, h->inode->generation.load(), begin, end - begin, from,
+                          std::move(block), std::move(file)});
   pages_cv_.notify_all();
 }
 

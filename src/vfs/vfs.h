@@ -392,10 +392,10 @@ class Vfs {
   // The same for a block readied in the disk cache: its bytes are read from its file.
   void queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p,
                         cache::FileBlock file);
-  // The whole pages of the file range p covers, [begin, end), when the `have` bytes of
-  // its block hold them.
-  static bool page_range(const std::shared_ptr<FileHandle>& h, const Prefetch& p, uint64_t have,
-                         uint64_t& begin, uint64_t& end);
+  // Both: the whole pages of the file range p covers, when the `have` bytes of its block
+  // (in `block`, or else in `file`) hold them.
+  void queue_page_store(const std::shared_ptr<FileHandle>& h, const Prefetch& p, uint64_t have,
+                        cache::Block block, cache::FileBlock file);
   void page_store_loop();
 
   // background.cc

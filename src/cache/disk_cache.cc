@@ -462,9 +462,18 @@ bool DiskCache::verify_file(const std::string& key) {
     auto it = d.index.find(key);
     return it != d.index.end() && it->second.trusted;
   };
+  const std::string path = file_path(di, key);
   {
     std::unique_lock lk(mu_);
-    if (d.index.find(key) == d.index.end()) return false;
+    if (d.index.find(key) == d.index.end()) {
+      // Until the scan after a restart has indexed the directories, a block's file may be
+      // there unindexed: it is indexed here, as get() does, and checked where it lies
+      // (else a loader's first reads after a remount would lift their blocks into memory).
+      if (scan_done_.load()) return false;
+      struct stat st {};
+      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+      insert_locked(d, key, static_cast<uint64_t>(st.st_size));
+    }
     if (verifying_.count(key) > 0) {  // another caller is checking it: take its verdict
       verified_cv_.wait(lk, [&] { return verifying_.count(key) == 0; });
       return trusted_locked();
@@ -479,7 +488,6 @@ bool DiskCache::verify_file(const std::string& key) {
     }
     verified_cv_.notify_all();
   };
-  const std::string path = file_path(di, key);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     // Unopenable: get() says why, and drops the entry where it should.
@@ -634,6 +642,7 @@ DiskCacheStats DiskCache::stats() const {
 }
 
 void DiskCache::scan() {
+  if (opts_.before_scan) opts_.before_scan();
   // (mtime, dir, key, size); files of a key that now maps to another dir are removed.
   std::vector<std::tuple<int64_t, size_t, std::string, uint64_t>> found;
   for (size_t di = 0; di < dirs_.size() && !stopping_; di++) {

@@ -67,6 +67,8 @@ struct DiskCacheOptions {
   bool direct_io = true;
   // When open_file() may hand out a file without verifying its checksum (CacheVerify).
   CacheVerify verify = CacheVerify::kOnce;
+  // Tests: runs on the scanner thread before it scans (to hold the scan back).
+  std::function<void()> before_scan;
 };
 
 struct DiskCacheStats {

@@ -3,18 +3,19 @@
 // in use, and a real full file system (a 1 MiB tmpfs, when the test may mount one).
 #include "cache/disk_cache.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 namespace sluice::cache {
 namespace {
@@ -313,6 +314,49 @@ TEST_F(DiskCacheTest, ReadyFileVerifiesAheadSoThatOpenFileHandsItOut) {
   auto c = open(o);
   EXPECT_FALSE(c->ready_file("good"));  // every read verifies: nothing to ready
   EXPECT_EQ(c->stats().hits, 0u);
+}
+
+// Right after a restart, before the scan has indexed the directory, ready_file finds a
+// block's file where it lies, checks it and hands it out; the scan then indexes only the
+// others (each file counted once).
+TEST_F(DiskCacheTest, ReadyFileBeforeTheScanFindsTheFileWhereItLies) {
+  uint64_t size = 0;
+  {
+    auto c = open({});
+    ASSERT_TRUE(c->put("k", block('k', 6000)));
+    ASSERT_TRUE(c->put("other", block('o', 6000)));
+    size = c->stats().bytes / 2;
+  }
+  std::atomic<bool> scan{false};
+  DiskCacheOptions o;
+  o.dirs = {root_ + "/c"};
+  o.before_scan = [&scan] {
+    while (!scan.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  auto opened = DiskCache::open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<DiskCache> c = std::move(opened).value();
+  struct Release {  // the scan goes on even when a check below fails
+    std::atomic<bool>& scan;
+    ~Release() { scan = true; }
+  } release{scan};
+  EXPECT_FALSE(c->scan_done());
+  EXPECT_EQ(c->open_file("k"), nullptr);  // not checked since the restart
+  FileBlock f = c->ready_file("k");
+  EXPECT_NE(f, nullptr);
+  if (f) {
+    EXPECT_EQ(file_bytes(f), block('k', 6000));
+  }
+  EXPECT_NE(c->open_file("k"), nullptr);
+  EXPECT_EQ(c->ready_file("absent"), nullptr);
+  EXPECT_EQ(c->stats().blocks, 1u);
+  EXPECT_EQ(c->stats().hits, 1u);
+  EXPECT_FALSE(c->scan_done());
+  scan = true;
+  c->wait_scan();
+  EXPECT_EQ(c->stats().blocks, 2u);
+  EXPECT_EQ(c->stats().bytes, 2 * size);
+  EXPECT_NE(c->ready_file("other"), nullptr);
 }
 
 // Readers that ready one unchecked file at once check it once: the others take that

@@ -213,6 +213,13 @@ struct FileHandle {
   std::unordered_set<size_t> entered;  // tensors that reads jumped into (random entries)
   uint64_t bulk_next = 0;    // a file loaded whole out of order: prefetched in order up to here
   bool loading_all = false;  // this handle was found loading the whole file out of order
+  // The process's pool of random entries (Vfs::pool_entries_locked): the thread that
+  // opened the handle, the process it belongs to (0 until looked up), and what this
+  // handle adds to the pool (its entered tensors and its file's tensor count).
+  uint32_t opener = 0;
+  uint32_t pool = 0;
+  size_t pooled_entered = 0;
+  size_t pooled_tensors = 0;
 };
 
 struct DirHandle {

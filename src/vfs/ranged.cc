@@ -101,16 +101,17 @@ Vfs::InFlight::~InFlight() {
   if (--m_[key_] == 0) m_.erase(key_);
 }
 
-Result<BlockData> Vfs::load_whole(const BlockRef& b, uint64_t lo, uint64_t hi, bool files) {
+Result<BlockData> Vfs::load_whole(const BlockRef& b, uint64_t lo, uint64_t hi, bool files,
+                                  int parts) {
   if (rangeable_) {
     auto loc = locate(meta_->format(), b);
     if (loc.ok()) {
       InFlight whole(*this, whole_inflight_, range_inflight_, loc->first);
       if (!whole.claimed()) return load_range(b, lo, hi, nullptr, files);
-      return load_block(b, files);
+      return load_block(b, files, parts);
     }
   }
-  return load_block(b, files);  // a bad layout is reported here
+  return load_block(b, files, parts);  // a bad layout is reported here
 }
 
 bool Vfs::in_flight(const std::unordered_map<std::string, int>& m, const std::string& key) {

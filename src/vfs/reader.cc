@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -106,9 +107,35 @@ struct Piece {
 };
 
 // A handle that has read into this fraction (1/N) of a file's tensors out of order, and
-// at least kLoadingAllMin of them, is taken to be loading the whole file.
+// at least kLoadingAllMin of them, is taken to be loading the whole file. So is one whose
+// process has gone, out of order, into 1/kPoolFraction of the tensors of all the files it
+// has entered, when those are more than this one (at least kLoadingAllMin entries): a
+// loader that touches every tensor of a model in its own order spreads its entries over
+// the shards, and pooled they are many more, and vary much less, than one file's, so a
+// lower fraction tells. A process in one file keeps the per-file rule. The benchmark's
+// lazy loader enters a tenth of a model's tensors, which stays under both.
 constexpr size_t kLoadingAllFraction = 5;
+constexpr size_t kPoolFraction = 8;
 constexpr size_t kLoadingAllMin = 8;
+
+// The process (thread group) of thread `tid`, from /proc; tid itself when that cannot be
+// read (the thread has gone). FUSE requests carry the thread's id.
+uint32_t process_of(uint32_t tid) {
+  if (tid == 0) return 0;
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(tid) + "/status").c_str(), "r");
+  if (f == nullptr) return tid;
+  char line[256];
+  uint32_t tgid = tid;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned v = 0;
+    if (std::sscanf(line, "Tgid: %u", &v) == 1) {
+      tgid = v;
+      break;
+    }
+  }
+  std::fclose(f);
+  return tgid;
+}
 
 // The byte of a read that a loader most likely faulted on. A page fault's read is the
 // kernel's read-around, centred on the faulting page, so it starts up to half its length
@@ -216,6 +243,7 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
   std::vector<Prefetch> deferred;  // its readahead
   std::vector<Prefetch> bulk;      // a file loaded whole out of order (bulk_ahead_locked)
   uint64_t tensor_end = 0;         // of the tensor the read is in, when the file has a layout
+  bool all = false;                // the handle is loading the whole file out of order
   {
     std::lock_guard lk(h->mu);
     RETURN_IF_ERROR(refresh_locked(*h));
@@ -236,23 +264,32 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     // reader, or a loader in header order); a read elsewhere may fetch only what it
     // needs of a block, which for a file of tensors is up to the end of the tensor it is in.
     random = rangeable_ && !(h->streaming && entered_tensor_end(*h) == 0);
-    // A loader that has gone into a fifth of a file's tensors out of order is loading
-    // all of it in its own order (shuffled): a ranged read per tensor would cost a round
+    // A loader that has gone into a fifth of a file's tensors out of order, or whose
+    // process has gone into an eighth of the tensors of the files it entered (the file
+    // being one of several), is loading all of it in its own order (shuffled), and the
+    // whole model with it: a ranged read per tensor would cost a round
     // trip each, so it gets whole blocks, and with a disk cache to hold them the rest of
     // the file is fetched ahead in file order, in parallel, within the prefetch budget.
+    all = h->loading_all;
     if (h->layout && !h->streaming) {  // a random entry: which tensor it went into
       const TensorRange* t = h->layout->find(fault_probe(off, n));
       if (t != nullptr) h->entered.insert(static_cast<size_t>(t - h->layout->tensors.data()));
+      const auto [pooled, of] = pool_entries_locked(*h);
+      const size_t e = h->entered.size();
+      const size_t count = h->layout->tensors.size();
+      all = all || (e >= kLoadingAllMin && e * kLoadingAllFraction >= count) ||
+            (e > 0 && of > count && pooled >= kLoadingAllMin && pooled * kPoolFraction >= of);
     }
-    if (random && h->layout && h->entered.size() >= kLoadingAllMin &&
-        h->entered.size() * kLoadingAllFraction >= h->layout->tensors.size()) {
+    if (random && h->layout && all) {
       random = false;
       if (!h->loading_all) {
         h->loading_all = true;
+        const auto [pooled, of] = pool_entries_locked(*h);
         LOG_INFO(
             "vfs: inode {} handle {} is loading the whole file out of order ({} of {} "
-            "tensors entered at random): whole blocks from now on",
-            ino, fh, h->entered.size(), h->layout->tensors.size());
+            "tensors entered at random, {} of {} in the files its process entered): whole "
+            "blocks from now on",
+            ino, fh, h->entered.size(), h->layout->tensors.size(), pooled, of);
       }
       if (opts_.disk_cache_enabled()) bulk_ahead_locked(*h, bulk);
     }
@@ -307,7 +344,7 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
         if ((random && range_worthwhile(blen, lo, hi)) || has_cached_subs(blocks[i])) {
           return load_range(blocks[i], lo, hi, nullptr, files);
         }
-        return load_whole(blocks[i], lo, hi, files);
+        return load_whole(blocks[i], lo, hi, files, all ? 1 : 0);
       }();
       if (r.ok()) {
         got[i] = std::move(r).value();
@@ -379,6 +416,7 @@ Status Vfs::refresh_locked(FileHandle& h) {
   h.sniffed = false;
   h.tensor_prefetched.clear();
   h.entered.clear();
+  h.loading_all = false;
   h.bulk_next = 0;
   return Status::OK();
 }
@@ -489,7 +527,7 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
   return out;
 }
 
-Result<BlockData> Vfs::load_block(const BlockRef& b, bool files) {
+Result<BlockData> Vfs::load_block(const BlockRef& b, bool files, int parts) {
   ASSIGN_OR_RETURN(auto loc, locate(meta_->format(), b));
   const auto& [key, len] = loc;
   {
@@ -507,7 +545,7 @@ Result<BlockData> Vfs::load_block(const BlockRef& b, bool files) {
     if (f && f->len == len) return BlockData::of_file(std::move(f));
   }
   ASSIGN_OR_RETURN(cache::Block w, cache_->get_or_load(key, [&] {
-    return fetch_block(key, len, opts_.block_get_parts);
+    return fetch_block(key, len, parts > 0 ? parts : opts_.block_get_parts);
   }));
   return BlockData::of_whole(std::move(w));
 }
@@ -699,9 +737,44 @@ void Vfs::refresh_layout_locked(FileHandle& h) {
     if (found != h.layout) {
       h.tensor_prefetched.clear();
       h.entered.clear();
+      h.loading_all = false;
     }
     h.layout = std::move(found);
   }
+}
+
+std::pair<size_t, size_t> Vfs::pool_entries_locked(FileHandle& h) {
+  const size_t entered = h.layout ? h.entered.size() : 0;
+  const size_t tensors = entered > 0 ? h.layout->tensors.size() : 0;
+  if (entered == 0 && h.pooled_entered == 0 && h.pooled_tensors == 0) return {0, 0};
+  if (entered > 0 && h.pool == 0) h.pool = process_of(h.opener);
+  std::lock_guard lk(pools_mu_);
+  auto& [pe, pt] = pools_[h.pool];
+  pe = pe + entered - h.pooled_entered;
+  pt = pt + tensors - h.pooled_tensors;
+  h.pooled_entered = entered;
+  h.pooled_tensors = tensors;
+  const std::pair<size_t, size_t> out{pe, pt};
+  if (pe == 0 && pt == 0) pools_.erase(h.pool);
+  return out;
+}
+
+std::pair<size_t, size_t> Vfs::pooled_entries(uint32_t process) {
+  std::lock_guard lk(pools_mu_);
+  auto it = pools_.find(process);
+  return it == pools_.end() ? std::pair<size_t, size_t>{0, 0} : it->second;
+}
+
+void Vfs::pool_leave(FileHandle& h) {
+  if (h.pooled_entered == 0 && h.pooled_tensors == 0) return;
+  std::lock_guard lk(pools_mu_);
+  auto it = pools_.find(h.pool);
+  if (it != pools_.end()) {
+    it->second.first -= h.pooled_entered;
+    it->second.second -= h.pooled_tensors;
+    if (it->second.first == 0 && it->second.second == 0) pools_.erase(it);
+  }
+  h.pooled_entered = h.pooled_tensors = 0;
 }
 
 uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
@@ -747,13 +820,14 @@ uint64_t Vfs::tensor_ahead_locked(FileHandle& h, uint64_t off, uint64_t len,
   // Each block whole, except those the range covers partly (its first and last) when
   // fetching only their part is worth it.
   const size_t first_new = out.size();
+  const PrefetchFor why = h.loading_all ? PrefetchFor::kAhead : PrefetchFor::kReader;
   walk(
       *segs, from, to - from, bs, [](uint64_t, uint64_t) {},
       [&](const BlockRef& r, uint32_t boff, uint64_t, uint64_t n) {
         if (out.size() > first_new && out.back().block == r) {
           out.back().hi = std::max<uint64_t>(out.back().hi, boff + n);
         } else {
-          out.push_back({r, boff, boff + n, PrefetchFor::kReader});
+          out.push_back({r, boff, boff + n, why});
         }
       });
   for (size_t i = first_new; i < out.size(); i++) {

@@ -258,6 +258,7 @@ Result<uint64_t> Vfs::open(const Context& ctx, Ino ino, int flags) {
   auto h = std::make_shared<FileHandle>();
   h->ino = ino;
   h->flags = flags;
+  h->opener = ctx.pid;
   h->inode = acquire_writer(ino);
   // Generation before attributes: a commit in between makes the handle reload.
   h->generation = h->inode->generation.load();
@@ -325,6 +326,10 @@ Status Vfs::release(Ino ino, uint64_t fh) {
     for (FileWriter::Stream& s : h->inode->streams) {
       if (s.owner == h.get()) s.owner = nullptr;
     }
+  }
+  {
+    std::lock_guard lk(h->mu);
+    pool_leave(*h);
   }
   Status st;
   if (h->writable()) st = flush_writer(*h->inode);

@@ -189,6 +189,9 @@ class Vfs {
   uint64_t buffered_bytes() const { return buffered_bytes_.load(); }
   // Blocks until no prefetch is queued or running (tests; warmup).
   void wait_prefetches();
+  // The random entries pooled for a process (tests): {tensors entered, tensors of the
+  // safetensors files entered} over its open handles.
+  std::pair<size_t, size_t> pooled_entries(uint32_t process);
 
   // Pushes file bytes into the kernel's page cache of an inode (FUSE notify_store), so
   // that the pages never come to the mount as reads; false when the kernel refused.
@@ -321,6 +324,12 @@ class Vfs {
   void submit_bulk(const std::shared_ptr<FileHandle>& h, std::vector<Prefetch> items);
   // Picks up the layout sniffed for h's inode (once per layouts_version_).
   void refresh_layout_locked(FileHandle& h);
+  // Random entries pooled over the safetensors files one process has entered: brings
+  // h's share of its process's pool up to date (its entered tensors, and its file's
+  // tensor count once it has any) and returns the pool's totals, {entered, tensors}.
+  // pool_leave takes h's share out (release).
+  std::pair<size_t, size_t> pool_entries_locked(FileHandle& h);
+  void pool_leave(FileHandle& h);
   // For a stream of h that entered a safetensors tensor at random (did not start in the
   // header), the end of that tensor: readahead and tensor prefetch stop there, since
   // reads past it are the kernel reading ahead of a loader that faults tensors in at
@@ -328,7 +337,8 @@ class Vfs {
   uint64_t entered_tensor_end(const FileHandle& h) const;
   // The block for a read: its disk-cache file when the cache may serve that as it is
   // (BlockCache::open_file), else the block in memory (loaded from disk or the store).
-  Result<BlockData> load_block(const BlockRef& b, bool files = true);
+  // parts: ranged GETs in parallel for a block fetched from the store (0: --get-parts).
+  Result<BlockData> load_block(const BlockRef& b, bool files = true, int parts = 0);
   // Loads block p.block into the cache unless cached, as p.why says (vfs/internal.h).
   // Returns the block when it is in memory now (cached before, or loaded whole by this
   // call). A whole-file prefetch for h readies a disk-cached block and, with a page
@@ -437,6 +447,10 @@ class Vfs {
   std::mutex layouts_mu_;  // guards layouts_
   std::unordered_map<Ino, LayoutEntry> layouts_;
   std::atomic<uint64_t> layouts_version_{1};
+  // Random entries into safetensors files pooled per process (the opener's process id):
+  // {entered tensors, tensors of the files entered}, the sums of its handles' shares.
+  std::mutex pools_mu_;  // guards pools_
+  std::unordered_map<uint32_t, std::pair<size_t, size_t>> pools_;
   std::mutex prefetched_mu_;  // guards prefetched_
   std::unordered_set<std::string> prefetched_;
   // The whole-file readahead's disk-cached blocks are readied (read off the disk and
@@ -484,7 +498,8 @@ class Vfs {
   };
   // A whole-block load from the read path: joins a ranged fetch of the block under way
   // instead (fetching only the sub-blocks [lo, hi) still needs).
-  Result<BlockData> load_whole(const BlockRef& b, uint64_t lo, uint64_t hi, bool files);
+  Result<BlockData> load_whole(const BlockRef& b, uint64_t lo, uint64_t hi, bool files,
+                               int parts = 0);
   std::unordered_map<std::string, TableFuture> tables_;
   // page_store.cc: the page store and its queue, served by one thread (pages_thread_,
   // started with the first store) so that no download thread waits on the kernel.

@@ -4,8 +4,13 @@
 // than half a block fetch whole blocks, a damaged sub-block is refetched then EIO, blocks
 // without a table and volumes with compression or encryption read whole, sub-blocks
 // never reach the disk cache, tensor prefetch fetches only a small tensor's part of its
-// block and finds the faulted tensor of a read-around, and blocks and long ranges a
-// reader waits for come in parallel parts. Every read's data is checked.
+// block and finds the faulted tensor of a read-around, a loader going into many tensors
+// of a file, or of the shards its process entered, gets whole blocks (one GET each), and
+// blocks and long ranges a reader waits for come in parallel parts. Every read's data is
+// checked.
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -181,6 +186,55 @@ class RangedTest : public VfsTest {
     EXPECT_EQ(counting_->gets()[key], 1);
     EXPECT_EQ(counting_->bytes(key), stored_size(key));
     EXPECT_OK(v->stop());
+  }
+
+  // A model of four shards (m0-m3) of 60 tensors of 300 KiB (5 blocks each), opened for
+  // reading by the threads `tids` (one per shard), whose headers were read and into each
+  // of which `entries` tensors (in blocks 0 and 1) were read at random, shard after
+  // shard, round by round. Then a read into a tensor in block 4 of the last shard, which
+  // has nothing cached: returns what that read fetched.
+  struct Fetched {
+    uint64_t gets = 0, ranged = 0, parts = 0;
+  };
+  Fetched enter_shards(Vfs& v, const std::vector<uint32_t>& tids, size_t entries,
+                       std::vector<uint64_t>* fhs = nullptr) {
+    std::vector<std::pair<uint64_t, uint64_t>> r;
+    const std::string data = safetensors_file(std::vector<uint64_t>(60, 300 << 10), r);
+    EXPECT_EQ((data.size() - 1) / kBig, 4u);
+    std::vector<Ino> inos;
+    std::vector<uint64_t> open;
+    for (size_t s = 0; s < tids.size(); s++) {
+      inos.push_back(put_file("m" + std::to_string(s), data));
+      meta::Context c = ctx_;
+      c.pid = tids[s];
+      auto fh = v.open(c, inos.back(), O_RDONLY);
+      EXPECT_OK(fh);
+      open.push_back(fh.ok() ? *fh : 0);
+      EXPECT_EQ(read(v, inos.back(), open.back(), 0, 4096), data.substr(0, 4096));
+      v.wait_prefetches();
+    }
+    const std::vector<size_t> order = {3, 25, 11, 19, 7, 23, 1, 15, 9, 21};
+    EXPECT_LE(entries, order.size());
+    for (size_t k = 0; k < entries; k++) {
+      for (size_t s = 0; s < tids.size(); s++) {
+        const uint64_t a = r[order[k]].first;
+        EXPECT_LT(r[order[k]].second, 2 * kBig);
+        EXPECT_EQ(read(v, inos[s], open[s], a, 4096), data.substr(a, 4096));
+        v.wait_prefetches();
+      }
+    }
+    size_t last = 0;  // the first tensor wholly in block 4
+    while (last < r.size() && r[last].first < 4 * kBig) last++;
+    EXPECT_LT(last, r.size());
+    const auto [a, b] = r[last];
+    const Fetched before{v.stats().object_gets.load(), v.stats().ranged_gets.load(),
+                         v.stats().part_gets.load()};
+    EXPECT_EQ(read(v, inos.back(), open.back(), a, 4096), data.substr(a, 4096));
+    v.wait_prefetches();
+    if (fhs != nullptr) *fhs = open;
+    return {v.stats().object_gets.load() - before.gets,
+            v.stats().ranged_gets.load() - before.ranged,
+            v.stats().part_gets.load() - before.parts};
   }
 
   std::string compression_ = "none";
@@ -610,6 +664,73 @@ TEST_F(RangedTest, ALoaderGoingIntoManyTensorsOutOfOrderGetsWholeBlocks) {
   EXPECT_OK(v->stop());
 }
 
+// A loader that touches every tensor of a model in its own order spreads its entries over
+// the shards: one process's entries are pooled, and at an eighth of the tensors of the
+// shards it has entered (here 33 of 240, 8 or 9 a shard, under a fifth of any one) all
+// its handles are taken to load their files whole, so a miss into a cold block of a shard
+// fetches the block whole. The process is found from the thread that opened each file.
+TEST_F(RangedTest, EntriesPooledOverAProcesssShardsGetItWholeBlocks) {
+  auto v = reader();
+  const uint32_t me = static_cast<uint32_t>(getpid());
+  std::latch done(1);
+  std::atomic<uint32_t> other{0};
+  std::thread t([&] {
+    other = static_cast<uint32_t>(gettid());
+    done.wait();
+  });
+  while (other.load() == 0) std::this_thread::yield();
+  const Fetched f = enter_shards(*v, {me, me, other.load(), other.load()}, 8);
+  done.count_down();
+  t.join();
+  EXPECT_EQ(v->pooled_entries(me), std::make_pair(size_t{33}, size_t{240}));
+  EXPECT_EQ(f.ranged, 0u);
+  EXPECT_EQ(f.gets, 1u);
+  EXPECT_OK(v->stop());
+}
+
+// A lazy loader that touches a tenth of a model's tensors stays under the pooled rule:
+// its misses stay ranged.
+TEST_F(RangedTest, ATenthOfAModelsTensorsPooledStaysRanged) {
+  auto v = reader();
+  const uint32_t me = static_cast<uint32_t>(getpid());
+  const Fetched f = enter_shards(*v, {me, me, me, me}, 6);
+  EXPECT_EQ(v->pooled_entries(me), std::make_pair(size_t{25}, size_t{240}));
+  EXPECT_GT(f.ranged, 0u);
+  EXPECT_OK(v->stop());
+}
+
+// Entries are pooled per process only: four processes with as many entries, one shard
+// each, are judged by the per-file rule (9 of 60 is under a fifth), and stay ranged.
+TEST_F(RangedTest, EntriesOfDifferentProcessesAreNotPooled) {
+  auto v = reader();
+  // Thread ids no process has (pid_max is at most 2^22): each is a process of its own.
+  const uint32_t p = 1u << 30;
+  const Fetched f = enter_shards(*v, {p, p + 1, p + 2, p + 3}, 8);
+  EXPECT_EQ(v->pooled_entries(p + 3), std::make_pair(size_t{9}, size_t{60}));
+  EXPECT_EQ(v->pooled_entries(p), std::make_pair(size_t{8}, size_t{60}));
+  EXPECT_GT(f.ranged, 0u);
+  EXPECT_OK(v->stop());
+}
+
+// Closing a handle takes its share out of its process's pool.
+TEST_F(RangedTest, ReleaseTakesAHandlesEntriesOutOfThePool) {
+  auto v = reader();
+  const uint32_t me = static_cast<uint32_t>(getpid());
+  std::vector<uint64_t> fhs;
+  enter_shards(*v, {me, me, me, me}, 6, &fhs);
+  ASSERT_EQ(fhs.size(), 4u);
+  EXPECT_EQ(v->pooled_entries(me), std::make_pair(size_t{25}, size_t{240}));
+  const Ino m0 = lookup(*v, "m0"), m3 = lookup(*v, "m3");
+  EXPECT_OK(v->release(m0, fhs[0]));
+  EXPECT_EQ(v->pooled_entries(me), std::make_pair(size_t{19}, size_t{180}));
+  EXPECT_OK(v->release(m3, fhs[3]));
+  EXPECT_EQ(v->pooled_entries(me), std::make_pair(size_t{12}, size_t{120}));
+  EXPECT_OK(v->release(lookup(*v, "m1"), fhs[1]));
+  EXPECT_OK(v->release(lookup(*v, "m2"), fhs[2]));
+  EXPECT_EQ(v->pooled_entries(me), std::make_pair(size_t{0}, size_t{0}));
+  EXPECT_OK(v->stop());
+}
+
 // Fetching a whole file ahead for a shuffled loader leaves blocks already in the disk
 // cache there: lifting them into memory in file order would evict what the loader reads.
 // It readies them instead (verified once, as the default --verify-cache-checksum once
@@ -871,6 +992,18 @@ TEST_F(PartedTest, ADemandReadOfAColdBlockIsFetchedInFourParts) {
   // Every byte, from all three.
   EXPECT_EQ(read(*v, ino, fh, 0, 3 * kBig), data);
   EXPECT_EQ(v->stats().object_gets.load(), 9u);
+  EXPECT_OK(v->stop());
+}
+
+// A handle loading its file whole keeps the store busy with its readahead: its misses
+// fetch a block as one GET, not in parts.
+TEST_F(PartedTest, AMissOfAHandleLoadingItsFileWholeIsOneGet) {
+  auto v = reader();
+  const uint32_t me = static_cast<uint32_t>(getpid());
+  const Fetched f = enter_shards(*v, {me, me, me, me}, 8);
+  EXPECT_EQ(f.ranged, 0u);
+  EXPECT_EQ(f.parts, 0u);
+  EXPECT_EQ(f.gets, 1u);
   EXPECT_OK(v->stop());
 }
 

@@ -746,6 +746,10 @@ void Vfs::refresh_layout_locked(FileHandle& h) {
 std::pair<size_t, size_t> Vfs::pool_entries_locked(FileHandle& h) {
   const size_t entered = h.layout ? h.entered.size() : 0;
   const size_t tensors = entered > 0 ? h.layout->tensors.size() : 0;
+  // A reader the mount cannot see (thread id 0: a PID namespace outside the mount's, such
+  // as an application pod beside a mount pod) is pooled with nothing: all such readers,
+  // of whatever model, would share one pool.
+  if (h.opener == 0) return {entered, tensors};
   if (entered == 0 && h.pooled_entered == 0 && h.pooled_tensors == 0) return {0, 0};
   if (entered > 0 && h.pool == 0) h.pool = process_of(h.opener);
   std::lock_guard lk(pools_mu_);

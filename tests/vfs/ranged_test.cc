@@ -712,6 +712,16 @@ TEST_F(RangedTest, EntriesOfDifferentProcessesAreNotPooled) {
   EXPECT_OK(v->stop());
 }
 
+// Readers the mount cannot see (thread id 0: another PID namespace) are not pooled: one
+// pool would mix readers of every model. Their shards are judged one by one.
+TEST_F(RangedTest, ReadersWithoutAThreadIdAreNotPooled) {
+  auto v = reader();
+  const Fetched f = enter_shards(*v, {0, 0, 0, 0}, 8);
+  EXPECT_EQ(v->pooled_entries(0), std::make_pair(size_t{0}, size_t{0}));
+  EXPECT_GT(f.ranged, 0u);
+  EXPECT_OK(v->stop());
+}
+
 // Closing a handle takes its share out of its process's pool.
 TEST_F(RangedTest, ReleaseTakesAHandlesEntriesOutOfThePool) {
   auto v = reader();

@@ -116,26 +116,21 @@ faster() {
   fi
 }
 # measure NAME BASELINE WHAT DIR [PID]: proxy counters reset, one load, one row.
-measure() {
-  local json fetched=""
+measure() { measure_n 1 "$@"; }
+# measure_best NAME BASELINE WHAT DIR [PID]: the same over REPEAT loads, the best one (for
+# loads from the page cache: a fraction of a second at 4 GiB, where one run is mostly noise).
+measure_best() { measure_n "${REPEAT:-3}" "$@"; }
+measure_n() {
+  local runs=$1 json="" j fetched="" i
+  shift
   MODE[$1]=$3
   proxy_reset "$PPORT"; cpu_mark
-  if ! json=$(load "$3" "$4"); then NOTE[$1]="failed (see log)"; CASES+=("$1"); return 0; fi
-  LAST_CPU=$(cpu_split)
-  fetched=$(proxy_get_bytes "$PPORT")
-  record "$1" "$2" "$json" "${fetched:-0}" "$([ -n "${5:-}" ] && peak_rss_mib "$5" || echo -)"
-}
-# measure_best NAME BASELINE WHAT DIR [PID]: measure, over REPEAT loads, the best one (for
-# loads from the page cache: a fraction of a second at 4 GiB, where one run is mostly noise).
-measure_best() {
-  local json="" j fetched="" i
-  MODE[$1]=$3
-  proxy_reset "$PPORT"
-  for ((i = 0; i < ${REPEAT:-3}; i++)); do
+  for ((i = 0; i < runs; i++)); do
     j=$(load "$3" "$4") && json=$(faster "$json" "$j")
   done
   if [ -z "$json" ]; then NOTE[$1]="failed (see log)"; CASES+=("$1"); return 0; fi
-  LAST_CPU=""  # summed over the runs: not shown
+  LAST_CPU=$(cpu_split)
+  ((runs == 1)) || LAST_CPU=""  # summed over the runs: not shown
   fetched=$(proxy_get_bytes "$PPORT")
   record "$1" "$2" "$json" "${fetched:-0}" "$([ -n "${5:-}" ] && peak_rss_mib "$5" || echo -)"
 }

@@ -36,6 +36,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string_view>
+#include <tuple>
 
 #include "common/file_io.h"
 #include "common/logging.h"
@@ -271,10 +272,11 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     // trip each, so it gets whole blocks, and with a disk cache to hold them the rest of
     // the file is fetched ahead in file order, in parallel, within the prefetch budget.
     all = h->loading_all;
+    size_t pooled = 0, of = 0;         // the process's pool of entries: entered, of tensors
     if (h->layout && !h->streaming) {  // a random entry: which tensor it went into
       const TensorRange* t = h->layout->find(fault_probe(off, n));
       if (t != nullptr) h->entered.insert(static_cast<size_t>(t - h->layout->tensors.data()));
-      const auto [pooled, of] = pool_entries_locked(*h);
+      std::tie(pooled, of) = pool_entries_locked(*h);
       const size_t e = h->entered.size();
       const size_t count = h->layout->tensors.size();
       all = all || (e >= kLoadingAllMin && e * kLoadingAllFraction >= count) ||
@@ -284,7 +286,6 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
       random = false;
       if (!h->loading_all) {
         h->loading_all = true;
-        const auto [pooled, of] = pool_entries_locked(*h);
         LOG_INFO(
             "vfs: inode {} handle {} is loading the whole file out of order ({} of {} "
             "tensors entered at random, {} of {} in the files its process entered): whole "

@@ -31,7 +31,8 @@ log "generating a $SIZE_MIB MiB model and writing it through a mount"
 "$GEN" "$WORK/local" --size-mib "$SIZE_MIB" >&2
 SMETA="sqlite3://$WORK/meta.db"; SMNT=$WORK/mnt; mkdir -p "$SMNT"; MOUNTS+=("$SMNT")
 "$SLUICE" format "$SMETA" models --storage "s3+http://127.0.0.1:$PPORT/volume" >/dev/null
-"$SLUICE" mount "$SMETA" "$SMNT" --log "$WORK/write.log" >/dev/null
+# No disk cache for the copy: its blocks would fill one outside $WORK.
+"$SLUICE" mount "$SMETA" "$SMNT" --log "$WORK/write.log" --cache-size 0 >/dev/null
 cp -r "$WORK/local" "$SMNT/model"
 unmount "$SMNT"
 

@@ -155,7 +155,7 @@ for t in "${TARGETS[@]}"; do
   fi
   safe=$(printf '%s' "$t" | tr -c 'A-Za-z0-9._-' '_')  # a URL, as a file name
   "$SLUICE" format "$url" bench --storage "file://$WORK/objects.$safe" >/dev/null
-  "$SLUICE" mount "$url" "$WORK/mnt" --log "$WORK/mount.$safe.log"
+  "$SLUICE" mount "$url" "$WORK/mnt" --log "$WORK/mount.$safe.log" --cache-dir "$WORK/cache.$safe"
   label=$t
   case $t in *://*) label=url$((++URLS)); LEGEND+="$label = $t"$'\n' ;; esac
   run "$label" "$WORK/mnt"

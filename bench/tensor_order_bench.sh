@@ -10,7 +10,7 @@ mkdir -p $D/mnt $D/data
 cleanup() { $B umount $D/mnt 2>/dev/null || true; grep -q " $D/mnt " /proc/mounts || rm -rf $D; }
 trap cleanup EXIT
 $B format sqlite3://$D/meta.db vol --storage file://$D/data >/dev/null
-$B mount sqlite3://$D/meta.db $D/mnt --log $D/w.log
+$B mount sqlite3://$D/meta.db $D/mnt --log $D/w.log --cache-dir $D/cache
 python3 - $D/mnt/model.safetensors <<'PY'
 import json, os, random, struct, sys
 random.seed(1)
@@ -25,7 +25,7 @@ print("model bytes", 8+len(hb)+at)
 PY
 $B umount $D/mnt
 for order in header shuffled header shuffled; do
-  $B mount sqlite3://$D/meta.db $D/mnt --log $D/$order.log --inject-faults latency=20ms $EXTRA
+  $B mount sqlite3://$D/meta.db $D/mnt --log $D/$order.log --cache-dir $D/cache --inject-faults latency=20ms $EXTRA
   python3 - $D/mnt/model.safetensors $order <<'PY'
 import json, mmap, random, struct, sys, time
 t=time.time()

@@ -29,6 +29,14 @@ timespec to_timespec(int64_t ns) {
 
 }  // namespace
 
+bool Adapter::fits_pipe(size_t bytes, size_t buffers, size_t headers) const {
+  // libfuse (fuse_send_data_iov) wants a page per header and per buffer, one more, and
+  // the message: the headers' bytes are under 64.
+  constexpr size_t kPage = 4096;
+  const size_t pipe = splice_pipe.load(std::memory_order_relaxed);
+  return pipe > 0 && kPage * (headers + buffers + 1) + 64 + bytes <= pipe;
+}
+
 meta::Context Adapter::context(fuse_req_t req, bool with_groups) const {
   const fuse_ctx* c = fuse_req_ctx(req);
   meta::Context ctx;

@@ -34,9 +34,14 @@ class Adapter {
   const FuseOptions opts;
   // Called from the INIT handler once capabilities are negotiated (before the reply).
   std::function<void()> on_init;
-  // Set at INIT: whether replies are spliced from files (splice write granted, and a pipe
-  // can hold a whole reply). Without, op_read reads disk-cache file pieces itself.
-  std::atomic<bool> splice_files{false};
+  // Set at INIT: the size a libfuse thread's pipe can grow to when splice write is
+  // granted, 0 otherwise. libfuse splices a message from files only through a pipe that
+  // holds all of it (fits_pipe); op_read reads the disk-cache file pieces of a reply
+  // that does not fit itself.
+  std::atomic<size_t> splice_pipe{0};
+  // Whether a message of `bytes` in `buffers` file or memory buffers, after `headers`
+  // header buffers, fits the pipe (libfuse's own estimate of the pipe it needs).
+  bool fits_pipe(size_t bytes, size_t buffers, size_t headers = 1) const;
 
   // ---- requests ----
   // The caller of req. with_groups reads the supplementary groups from /proc (one file

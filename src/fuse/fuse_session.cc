@@ -73,25 +73,44 @@ std::string escape_opt(const std::string& s) {
   return out;
 }
 
-// libfuse splices a reply from files (reads served from disk-cache files) only through a
-// pipe that holds the whole reply: for 1 MiB reads, more than the default
-// fs.pipe-max-size (1 MiB) lets a process without CAP_SYS_RESOURCE have. Then libfuse
-// reads the file into a buffer instead: said once at mount, and op_read reads such
-// pieces itself (a failed read of a cache file is then retried verified, not failed).
-bool probe_splice_pipe() {
+// libfuse splices a message from files (reads served from disk-cache files, page-cache
+// stores from them) only through a pipe that holds the whole message, and grows its
+// pipe for one as far as the process may: for a 1 MiB read's reply, more than the
+// default fs.pipe-max-size (1 MiB) that a process without CAP_SYS_RESOURCE may have.
+// The probe finds how far a pipe grows here (2 MiB, else fs.pipe-max-size); replies
+// that do not fit are read by op_read itself (a failed read of a cache file is then
+// retried verified, not failed), and page-cache stores go in pieces that fit.
+size_t probe_splice_pipe() {
   int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return false;
+  if (pipe2(p, O_CLOEXEC) != 0) return 0;
   const size_t want = 2 * kMaxRequest;  // a 1 MiB reply and its header, rounded up
-  const bool grows = fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(want)) >= 0;
+  int got = fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(want));
   const int err = errno;
+  if (got < 0) {
+    std::ifstream f("/proc/sys/fs/pipe-max-size");
+    long max = 0;
+    if (f >> max && max > 0) got = fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(max));
+  }
   close(p[0]);
   close(p[1]);
-  if (!grows) {
-    LOG_INFO("fuse: reads from disk-cache files are copied, not spliced: a pipe cannot grow "
-             "to {} KiB ({}); raise fs.pipe-max-size to {} to splice them",
-             want >> 10, std::strerror(err), want);
+  const size_t size = got > 0 ? static_cast<size_t>(got) : 0;
+  if (size < want) {
+    LOG_INFO(
+        "fuse: pipes grow to {} KiB, not {} ({}): reads from disk-cache files that a "
+        "pipe cannot hold are copied, not spliced; raise fs.pipe-max-size to {} to "
+        "splice them all",
+        size >> 10, want >> 10, std::strerror(err), want);
   }
-  return grows;
+  return size;
+}
+
+// The largest piece of a page-cache store from a file that a pipe of `pipe` bytes holds
+// (Adapter::fits_pipe): 1 MiB, halved until it fits; 0 when none of 64 KiB does.
+uint64_t store_piece(const Adapter& a) {
+  for (uint64_t piece = kMaxRequest; piece >= (64 << 10); piece /= 2) {
+    if (a.fits_pipe(piece, 1, 2)) return piece;
+  }
+  return 0;
 }
 
 void op_init(void* userdata, fuse_conn_info* conn) {
@@ -123,7 +142,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   }
   LOG_INFO("fuse: protocol 7.{}, max_write {}, max_readahead {}, capabilities {:#x}",
            conn->proto_minor, conn->max_write, conn->max_readahead, conn->want);
-  a.splice_files = (conn->want & FUSE_CAP_SPLICE_WRITE) != 0 && probe_splice_pipe();
+  a.splice_pipe = (conn->want & FUSE_CAP_SPLICE_WRITE) != 0 ? probe_splice_pipe() : 0;
   if (a.on_init) a.on_init();
 }
 
@@ -256,11 +275,30 @@ Status FuseServer::run(const std::function<void()>& on_mounted) {
       // (unset once the loop ends, under mu: never set after that).
       std::lock_guard<std::mutex> g(mu);
       if (finished) return;
-      adapter_->vfs.set_page_store([se](Ino ino, uint64_t off, std::string_view data) {
-        fuse_bufvec bv = FUSE_BUFVEC_INIT(data.size());
-        bv.buf[0].mem = const_cast<char*>(data.data());
-        return fuse_lowlevel_notify_store(se, ino, off, &bv, fuse_buf_copy_flags(0)) == 0;
-      });
+      // Bytes of disk-cache files are spliced from them, in pieces the pipe holds.
+      vfs::Vfs::PageStoreFile from_file;
+      if (const uint64_t piece = store_piece(*adapter_); piece > 0) {
+        from_file = [se, piece](Ino ino, uint64_t off, int fd, uint64_t fd_off, uint64_t len) {
+          for (uint64_t done = 0; done < len; done += piece) {
+            const uint64_t n = std::min(piece, len - done);
+            fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
+            bv.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+            bv.buf[0].fd = fd;
+            bv.buf[0].pos = static_cast<off_t>(fd_off + done);
+            if (fuse_lowlevel_notify_store(se, ino, off + done, &bv, fuse_buf_copy_flags(0)) != 0) {
+              return false;
+            }
+          }
+          return true;
+        };
+      }
+      adapter_->vfs.set_page_store(
+          [se](Ino ino, uint64_t off, std::string_view data) {
+            fuse_bufvec bv = FUSE_BUFVEC_INIT(data.size());
+            bv.buf[0].mem = const_cast<char*>(data.data());
+            return fuse_lowlevel_notify_store(se, ino, off, &bv, fuse_buf_copy_flags(0)) == 0;
+          },
+          std::move(from_file));
     }
     LOG_INFO("fuse: serving {} at {}", o.fsname, o.mountpoint);
     if (on_mounted) on_mounted();

@@ -89,12 +89,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   Adapter& a = adapter(req);
   // The reply points into the cached blocks: the kernel copies the bytes once, straight
   // into its page cache (see vfs::ReadData). Pieces in disk-cache files go as file
-  // buffers, which libfuse splices from the file, where the probe at INIT found that it
-  // can (Adapter::splice_files); else they are read here first.
+  // buffers, which libfuse splices from the file where its pipe can hold the whole reply
+  // (Adapter::fits_pipe); else they are read here first.
   thread_local vfs::ReadData data;
   const meta::Context ctx = a.context(req, false);
   Status st = a.vfs.read_pieces(ctx, ino, fi->fh, static_cast<uint64_t>(off), size, data);
-  if (st.ok() && !data.files.empty() && !a.splice_files.load(std::memory_order_relaxed)) {
+  if (st.ok() && !data.files.empty() && !a.fits_pipe(data.size, data.pieces.size())) {
     // No splice: the file pieces are read here (as libfuse would), so that a cache file
     // that fails to read costs a verified read of its block instead of failing the read.
     thread_local std::string buf;

@@ -33,9 +33,10 @@ constexpr uint64_t kFilePiece = 1 << 20;
 
 }  // namespace
 
-void Vfs::set_page_store(PageStore fn) {
+void Vfs::set_page_store(PageStore fn, PageStoreFile from_file) {
   std::lock_guard lk(pages_mu_);
   page_store_ = std::move(fn);
+  page_store_file_ = page_store_ ? std::move(from_file) : nullptr;
   page_store_on_ = page_store_ != nullptr;
   pages_stop_ = false;
   if (!pages_thread_.joinable()) pages_thread_ = std::thread([this] { page_store_loop(); });
@@ -44,6 +45,7 @@ void Vfs::set_page_store(PageStore fn) {
 bool Vfs::stop_page_store(bool wait) {
   std::unique_lock lk(pages_mu_);
   page_store_ = nullptr;
+  page_store_file_ = nullptr;
   page_store_on_ = false;
   stats_.page_store_dropped += pages_queue_.size();
   pages_queue_.clear();
@@ -123,15 +125,19 @@ void Vfs::page_store_loop() {
       pages_queued_files_--;
     }
     PageStore store = page_store_;
+    PageStoreFile store_file = page_store_file_;
     pages_busy_ = true;
     lk.unlock();
     bool stored = item.h->inode->generation.load() == item.generation;
     if (stored && item.block) {
       stored =
           store(item.h->ino, item.off, std::string_view(item.block->data() + item.from, item.len));
+    } else if (stored && store_file) {
+      // Straight from the disk-cache file (its pages are in the page cache of the cache
+      // file: the whole-file readahead readied it).
+      stored = store_file(item.h->ino, item.off, item.file->fd, item.from, item.len);
     } else if (stored) {
-      // A disk-cache file's bytes go through one buffer, a piece at a time (its pages
-      // are in the page cache of the cache file: the whole-file readahead readied it).
+      // Else through one buffer, a piece at a time.
       if (file_buf.empty()) file_buf.resize(kFilePiece);
       for (uint64_t done = 0; stored && done < item.len; done += kFilePiece) {
         const uint64_t n = std::min(kFilePiece, item.len - done);

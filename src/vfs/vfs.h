@@ -197,8 +197,13 @@ class Vfs {
   // that the pages never come to the mount as reads; false when the kernel refused.
   // May block (on a page the kernel has locked for a read of its own).
   using PageStore = std::function<bool(Ino ino, uint64_t off, std::string_view data)>;
-  // Set by the FUSE layer once its session is up (page_store.cc).
-  void set_page_store(PageStore fn);
+  // The same for `len` bytes of an open file (a disk-cache file) at `fd_off`: the FUSE
+  // layer may splice them into the kernel without the mount reading them.
+  using PageStoreFile =
+      std::function<bool(Ino ino, uint64_t off, int fd, uint64_t fd_off, uint64_t len)>;
+  // Set by the FUSE layer once its session is up (page_store.cc). Without `from_file`,
+  // disk-cache files are read into a buffer a piece at a time and stored with `fn`.
+  void set_page_store(PageStore fn, PageStoreFile from_file = nullptr);
   // Stops the page store, dropping the stores queued. Returns whether none is under way
   // (then the store is no longer called); with `wait`, waits for one under way first.
   // The FUSE layer stops it before its session ends: a store under way may wait on a
@@ -514,6 +519,7 @@ class Vfs {
   std::mutex pages_mu_;  // guards everything below
   std::condition_variable pages_cv_;
   PageStore page_store_;
+  PageStoreFile page_store_file_;
   std::deque<PageStoreItem> pages_queue_;
   uint64_t pages_queued_bytes_ = 0;  // of the blocks in memory queued
   size_t pages_queued_files_ = 0;    // disk-cache files queued

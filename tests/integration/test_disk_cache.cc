@@ -2,6 +2,10 @@
 // from the cache directory with the object store gone; a cache directory removed or
 // corrupted under a live mount never fails a read; blocks this mount verified are read
 // from their cache files (spliced) unless --verify-cache-checksum full.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <random>
 
 #include "mount_fixture.h"
@@ -125,6 +129,40 @@ TEST_F(DiskCacheMount, VerifiedBlocksAreReadFromTheirCacheFiles) {
   EXPECT_EQ(log_counter(log, "read path", "read_file_bytes"), 0) << log;
   EXPECT_EQ(log_counter(log, "block cache", "disk_file_opens"), 0) << log;
   EXPECT_GE(log_counter(log, "block cache", "disk_hits"), 8) << log;
+}
+
+// Reads of every size from verified cache files: those a pipe holds are spliced from the
+// files, larger ones are read by the mount first (docs/cache.md); both return the file's
+// bytes, across block boundaries too. O_DIRECT: each read reaches the mount as it is.
+TEST_F(DiskCacheMount, ReadsOfEverySizeFromCacheFilesReturnTheirBytes) {
+  const std::string data = random_bytes(13'000'000, 12);  // four blocks
+  write_file(mnt_ + "/f.bin", data);
+  Unmount();
+  Mount({"--buffer-size", "16M"});  // a 4 MiB memory cache: the reads go to the files
+  ASSERT_TRUE(read_file(mnt_ + "/f.bin") == data);  // verifies each file (once)
+  ASSERT_EQ(system("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; true"), 0);
+  const int fd = open((mnt_ + "/f.bin").c_str(), O_RDONLY | O_DIRECT);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  void* mem = nullptr;
+  ASSERT_EQ(posix_memalign(&mem, 4096, 1 << 20), 0);
+  char* buf = static_cast<char*>(mem);
+  uint64_t asked = 0;
+  for (const size_t n : {8192ul, 128ul << 10, 512ul << 10, 1000ul << 10, 1ul << 20}) {
+    // Within a block, and across the boundaries of blocks 1-2 and 2-3.
+    for (const uint64_t at : std::vector<uint64_t>{1ull << 20, (4ull << 20) - n / 2 / 4096 * 4096,
+                                                   (8ull << 20) - 4096}) {
+      const ssize_t got = pread(fd, buf, n, static_cast<off_t>(at));
+      ASSERT_EQ(got, static_cast<ssize_t>(n)) << n << " at " << at << ": " << std::strerror(errno);
+      EXPECT_TRUE(std::string(buf, n) == data.substr(at, n)) << n << " bytes at " << at;
+      asked += n;
+    }
+  }
+  free(mem);
+  close(fd);
+  Unmount();
+  const std::string log = read_file(path("sluice.log"));
+  EXPECT_GE(log_counter(log, "read path", "read_file_bytes"), static_cast<long long>(asked)) << log;
+  EXPECT_EQ(log_counter(log, "read path", "object_gets"), 0) << log;
 }
 
 }  // namespace

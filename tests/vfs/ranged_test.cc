@@ -817,6 +817,50 @@ TEST_F(RangedTest, WholeFileReadaheadStoresDiskCachedBlocksFromTheirFiles) {
   EXPECT_OK(v->stop());
 }
 
+// With a store from files set too (the FUSE layer's, which splices), the readied blocks'
+// bytes go to it as ranges of their open cache files, not through a buffer: the ranges
+// hold exactly the file's bytes, each once, at their offsets.
+TEST_F(RangedTest, WholeFileReadaheadHandsDiskCachedBlocksToTheStoreFromFiles) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  Ino ino = 0;
+  const std::string data = disk_cached_model(r, ino);
+  auto v = reader(disk_cached());
+  std::mutex mu;
+  std::map<uint64_t, std::string> stored;  // file offset -> bytes
+  uint64_t from_memory = 0;
+  v->set_page_store(
+      [&](Ino, uint64_t, std::string_view) {
+        std::lock_guard lk(mu);
+        from_memory++;
+        return true;
+      },
+      [&](Ino i, uint64_t off, int fd, uint64_t fd_off, uint64_t len) {
+        EXPECT_EQ(i, ino);
+        std::string b(len, '\0');
+        EXPECT_EQ(pread(fd, b.data(), len, static_cast<off_t>(fd_off)), static_cast<ssize_t>(len));
+        std::lock_guard lk(mu);
+        EXPECT_TRUE(stored.emplace(off, std::move(b)).second) << "stored twice: " << off;
+        return true;
+      });
+  const uint64_t fh = open_ro(*v, ino);
+  enter_twenty(*v, ino, fh, data, r);
+  v->wait_prefetches();
+  v->wait_page_stores();
+  EXPECT_EQ(counting_->total_bytes(), 0u);  // all from the disk cache
+  std::lock_guard lk(mu);
+  EXPECT_EQ(from_memory, 0u);
+  uint64_t end = 0;
+  for (const auto& [off, b] : stored) {
+    EXPECT_EQ(off, end) << "a gap or an overlap before " << off;
+    ASSERT_LE(off + b.size(), data.size());
+    EXPECT_TRUE(b == data.substr(off, b.size())) << "bytes at " << off;
+    end = off + b.size();
+  }
+  EXPECT_EQ(end, data.size());
+  EXPECT_EQ(v->stats().page_store_bytes.load(), data.size());
+  EXPECT_OK(v->stop());
+}
+
 // Blocks the whole-file readahead fetches go to the kernel's page cache of the file
 // (the page store the FUSE layer sets): whole pages, at their file offsets, exactly the
 // file's bytes, ending with the file's last partial page; none once the file changed.

@@ -104,7 +104,7 @@ size_t probe_splice_pipe() {
   return size;
 }
 
-// The largest piece of a page-cache store from a file that a pipe of `pipe` bytes holds
+// The largest piece of a page-cache store from a file that the adapter's pipe holds
 // (Adapter::fits_pipe): 1 MiB, halved until it fits; 0 when none of 64 KiB does.
 uint64_t store_piece(const Adapter& a) {
   for (uint64_t piece = kMaxRequest; piece >= (64 << 10); piece /= 2) {

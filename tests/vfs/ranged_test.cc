@@ -137,6 +137,19 @@ class RangedTest : public VfsTest {
     }
   }
   uint64_t after_second_ = 0;  // disk hits after the second tensor (in block 1)
+  // The page-cache stores `stored` (file offset -> bytes) are the file `data` exactly:
+  // no gap, no overlap, each range its bytes, up to the file's last (partial) page.
+  static void expect_stored_whole(const std::map<uint64_t, std::string>& stored,
+                                  const std::string& data) {
+    uint64_t end = 0;
+    for (const auto& [off, b] : stored) {
+      EXPECT_EQ(off, end) << "a gap or an overlap before " << off;
+      ASSERT_LE(off + b.size(), data.size());
+      EXPECT_TRUE(b == data.substr(off, b.size())) << "bytes at " << off;
+      end = off + b.size();
+    }
+    EXPECT_EQ(end, data.size());
+  }
 
   // A model of 100 tensors of 300 KiB (8 blocks, about 13 tensors each) that a first
   // client read in order, so that every block is in the disk cache (disk_cached()).
@@ -803,14 +816,7 @@ TEST_F(RangedTest, WholeFileReadaheadStoresDiskCachedBlocksFromTheirFiles) {
   {
     std::lock_guard lk(mu);
     EXPECT_EQ(stores, stored.size());  // no range stored twice
-    uint64_t end = 0;
-    for (const auto& [off, b] : stored) {
-      EXPECT_EQ(off, end) << "a gap or an overlap before " << off;
-      ASSERT_LE(off + b.size(), data.size());
-      EXPECT_TRUE(b == data.substr(off, b.size())) << "bytes at " << off;
-      end = off + b.size();
-    }
-    EXPECT_EQ(end, data.size());  // the whole file, its last partial page too
+    expect_stored_whole(stored, data);
     EXPECT_EQ(v->stats().page_store_bytes.load(), data.size());
   }
   EXPECT_EQ(read(*v, ino, fh, 0, data.size()), data);
@@ -842,21 +848,13 @@ TEST_F(RangedTest, WholeFileReadaheadHandsDiskCachedBlocksToTheStoreFromFiles) {
         EXPECT_TRUE(stored.emplace(off, std::move(b)).second) << "stored twice: " << off;
         return true;
       });
-  const uint64_t fh = open_ro(*v, ino);
-  enter_twenty(*v, ino, fh, data, r);
+  enter_twenty(*v, ino, open_ro(*v, ino), data, r);
   v->wait_prefetches();
   v->wait_page_stores();
   EXPECT_EQ(counting_->total_bytes(), 0u);  // all from the disk cache
   std::lock_guard lk(mu);
   EXPECT_EQ(from_memory, 0u);
-  uint64_t end = 0;
-  for (const auto& [off, b] : stored) {
-    EXPECT_EQ(off, end) << "a gap or an overlap before " << off;
-    ASSERT_LE(off + b.size(), data.size());
-    EXPECT_TRUE(b == data.substr(off, b.size())) << "bytes at " << off;
-    end = off + b.size();
-  }
-  EXPECT_EQ(end, data.size());
+  expect_stored_whole(stored, data);
   EXPECT_EQ(v->stats().page_store_bytes.load(), data.size());
   EXPECT_OK(v->stop());
 }

@@ -113,6 +113,15 @@ uint64_t store_piece(const Adapter& a) {
   return 0;
 }
 
+// Pushes one buffer (bytes in memory, or a range of a file) into the kernel's page cache
+// of inode `ino` at `off` (notify_store); libfuse splices a file's bytes where it can.
+bool notify_store(fuse_session* se, Ino ino, uint64_t off, const fuse_buf& b) {
+  fuse_bufvec bv = FUSE_BUFVEC_INIT(b.size);
+  bv.buf[0] = b;
+  return fuse_lowlevel_notify_store(se, ino, static_cast<off_t>(off), &bv,
+                                    fuse_buf_copy_flags(0)) == 0;
+}
+
 void op_init(void* userdata, fuse_conn_info* conn) {
   Adapter& a = *static_cast<Adapter*>(userdata);
   auto want = [conn](unsigned cap) {
@@ -280,23 +289,22 @@ Status FuseServer::run(const std::function<void()>& on_mounted) {
       if (const uint64_t piece = store_piece(*adapter_); piece > 0) {
         from_file = [se, piece](Ino ino, uint64_t off, int fd, uint64_t fd_off, uint64_t len) {
           for (uint64_t done = 0; done < len; done += piece) {
-            const uint64_t n = std::min(piece, len - done);
-            fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
-            bv.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-            bv.buf[0].fd = fd;
-            bv.buf[0].pos = static_cast<off_t>(fd_off + done);
-            if (fuse_lowlevel_notify_store(se, ino, off + done, &bv, fuse_buf_copy_flags(0)) != 0) {
-              return false;
-            }
+            fuse_buf b{};
+            b.size = std::min(piece, len - done);
+            b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+            b.fd = fd;
+            b.pos = static_cast<off_t>(fd_off + done);
+            if (!notify_store(se, ino, off + done, b)) return false;
           }
           return true;
         };
       }
       adapter_->vfs.set_page_store(
           [se](Ino ino, uint64_t off, std::string_view data) {
-            fuse_bufvec bv = FUSE_BUFVEC_INIT(data.size());
-            bv.buf[0].mem = const_cast<char*>(data.data());
-            return fuse_lowlevel_notify_store(se, ino, off, &bv, fuse_buf_copy_flags(0)) == 0;
+            fuse_buf b{};
+            b.size = data.size();
+            b.mem = const_cast<char*>(data.data());
+            return notify_store(se, ino, off, b);
           },
           std::move(from_file));
     }

@@ -27,7 +27,8 @@ constexpr uint64_t kPage = 4096;
 // mount's memory stays within --buffer-size + its fixed overhead.
 constexpr uint64_t kQueueBytes = 64ull << 20;
 // Disk-cache files queued hold no memory, an open file each: bounded in number. Their
-// bytes are stored a piece at a time, through one buffer.
+// bytes go to the page store's store from files (the FUSE layer splices them), or
+// without one a piece at a time through one buffer.
 constexpr size_t kQueueFiles = 64;
 constexpr uint64_t kFilePiece = 1 << 20;
 

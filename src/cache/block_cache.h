@@ -43,6 +43,10 @@ using FileBlock = std::shared_ptr<const CacheFile>;
 enum class CacheVerify { kFull, kOnce, kNone };
 // Loads a block (already verified) from the next tier; called without cache locks held.
 using Loader = std::function<Result<std::string>()>;
+// Where a loader may leave the checksum64 of the block it loaded when it knows it already
+// (the block codec checked the object against it): a disk tier then writes the block
+// under it instead of hashing the bytes again. Left empty, the tier hashes them.
+using LoadSum = std::optional<uint64_t>;
 
 struct CacheStats {
   uint64_t hits = 0;
@@ -75,8 +79,10 @@ class BlockCache {
  public:
   virtual ~BlockCache() = default;
   // Thread-safe. Returns the cached block or loads it. A failed load is not cached and
-  // its error goes to every caller that shared it.
-  virtual Result<Block> get_or_load(const std::string& key, const Loader& loader) = 0;
+  // its error goes to every caller that shared it. sum: where loader leaves the block's
+  // checksum when it knows it (LoadSum), read once loader has run; nullptr when it never does.
+  virtual Result<Block> get_or_load(const std::string& key, const Loader& loader,
+                                    const LoadSum* sum = nullptr) = 0;
   // nullptr when absent. Does not load, count in stats or refresh recency.
   virtual Block peek(const std::string& key) = 0;
   // Whether key is cached in any tier, without loading, counting or refreshing recency
@@ -94,8 +100,9 @@ class BlockCache {
   // get_or_load for warmup, whose point is the lower tiers: a block found only in memory
   // is written to a disk tier too, and a full disk write queue is waited for instead of
   // dropping the write.
-  virtual Result<Block> fill(const std::string& key, const Loader& loader) {
-    return get_or_load(key, loader);
+  virtual Result<Block> fill(const std::string& key, const Loader& loader,
+                             const LoadSum* sum = nullptr) {
+    return get_or_load(key, loader, sum);
   }
   // The block as an open file to read (splice) from, when the memory tier does not hold
   // it and a disk tier may serve it without verifying it again (CacheVerify); nullptr
@@ -116,7 +123,8 @@ class MemoryCache : public BlockCache {
   explicit MemoryCache(uint64_t capacity_bytes);
   ~MemoryCache() override;
 
-  Result<Block> get_or_load(const std::string& key, const Loader& loader) override;
+  Result<Block> get_or_load(const std::string& key, const Loader& loader,
+                            const LoadSum* sum = nullptr) override;  // no disk: sum unused
   Block peek(const std::string& key) override;
   bool contains(const std::string& key) override;
   void put(const std::string& key, std::string data) override;

@@ -131,11 +131,11 @@ std::optional<std::string> unescape(const std::string& name) {
   return out;
 }
 
-std::string footer(const std::string& key, std::string_view data) {
+std::string footer(const std::string& key, std::string_view data, std::optional<uint64_t> sum) {
   std::string t = key;
   put_u32(t, static_cast<uint32_t>(key.size()));
   put_u64(t, data.size());
-  put_u64(t, checksum64(data));
+  put_u64(t, sum ? *sum : checksum64(data));
   put_u32(t, kMagic);
   return t;
 }
@@ -545,10 +545,10 @@ bool DiskCache::contains(const std::string& key) {
   return ::access(file_path(di, key).c_str(), F_OK) == 0;
 }
 
-bool DiskCache::put(const std::string& key, std::string_view data) {
+bool DiskCache::put(const std::string& key, std::string_view data, std::optional<uint64_t> sum) {
   const size_t di = dir_of(key);
   Dir& d = dirs_[di];
-  const std::string tail = footer(key, data);
+  const std::string tail = footer(key, data, sum);
   const uint64_t size = data.size() + tail.size();
   std::vector<std::string> doomed;
   bool room;

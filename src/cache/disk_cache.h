@@ -112,7 +112,9 @@ class DiskCache {
   bool contains(const std::string& key);
   // Stores data under key, replacing any copy; errors are counted and logged, not
   // returned (a cache write never fails the caller). Returns whether it was stored.
-  bool put(const std::string& key, std::string_view data);
+  // sum: data's checksum64 when the caller knows it (LoadSum), else it is computed. A wrong
+  // one is caught as corruption when the file is next verified, never read as data.
+  bool put(const std::string& key, std::string_view data, std::optional<uint64_t> sum = {});
   void erase(const std::string& key);
   DiskCacheStats stats() const;
   bool scan_done() const { return scan_done_.load(); }

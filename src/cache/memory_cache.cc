@@ -16,7 +16,8 @@ MemoryCache::MemoryCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
 
 MemoryCache::~MemoryCache() = default;
 
-Result<Block> MemoryCache::get_or_load(const std::string& key, const Loader& loader) {
+Result<Block> MemoryCache::get_or_load(const std::string& key, const Loader& loader,
+                                       const LoadSum* /*sum*/) {
   std::unique_lock lk(mu_);
   if (auto it = items_.find(key); it != items_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.lru_pos);

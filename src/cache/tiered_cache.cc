@@ -30,21 +30,27 @@ Result<Block> TieredCache::load(const std::string& key, const Loader& loader, bo
   });
 }
 
-Result<Block> TieredCache::get_or_load(const std::string& key, const Loader& loader) {
+Result<Block> TieredCache::get_or_load(const std::string& key, const Loader& loader,
+                                       const LoadSum* sum) {
   bool from_store = false;
   Result<Block> r = load(key, loader, &from_store);
-  // Only the caller whose loader ran sees from_store: the block is queued once.
-  if (r.ok() && from_store) enqueue(key, *r);
+  // Only the caller whose loader ran sees from_store: the block is queued once, with the
+  // checksum that caller's loader left.
+  if (r.ok() && from_store) enqueue(key, *r, /*wait=*/false, sum != nullptr ? *sum : LoadSum());
   return r;
 }
 
-Result<Block> TieredCache::fill(const std::string& key, const Loader& loader) {
+Result<Block> TieredCache::fill(const std::string& key, const Loader& loader, const LoadSum* sum) {
   bool from_store = false;
   Result<Block> r = load(key, loader, &from_store);
   if (!r.ok()) return r;
   // Loaded here, or found in memory only (a reader's load whose disk write was dropped,
-  // or is still queued: then it is not queued twice).
-  if (from_store || !on_disk_or_queued(key)) enqueue(key, *r, /*wait=*/true);
+  // or is still queued: then it is not queued twice, and its checksum is not known here).
+  if (from_store) {
+    enqueue(key, *r, /*wait=*/true, sum != nullptr ? *sum : LoadSum());
+  } else if (!on_disk_or_queued(key)) {
+    enqueue(key, *r, /*wait=*/true);
+  }
   return r;
 }
 
@@ -58,8 +64,8 @@ bool TieredCache::on_disk_or_queued(const std::string& key) {
   {
     std::lock_guard lk(qmu_);
     if (writing_ == key) return true;
-    for (const auto& [k, b] : queue_) {
-      if (k == key) return true;
+    for (const Pending& p : queue_) {
+      if (p.key == key) return true;
     }
   }
   return disk_->contains(key);
@@ -84,8 +90,8 @@ void TieredCache::erase(const std::string& key) {
   {
     std::unique_lock lk(qmu_);
     for (auto it = queue_.begin(); it != queue_.end();) {
-      if (it->first == key) {
-        pending_bytes_ -= it->second->size();
+      if (it->key == key) {
+        pending_bytes_ -= it->block->size();
         it = queue_.erase(it);
       } else {
         ++it;
@@ -134,7 +140,7 @@ void TieredCache::drain() {
   idle_cv_.wait(lk, [&] { return queue_.empty() && !busy_; });
 }
 
-void TieredCache::enqueue(const std::string& key, Block block, bool wait) {
+void TieredCache::enqueue(const std::string& key, Block block, bool wait, LoadSum sum) {
   {
     std::unique_lock lk(qmu_);
     auto room = [&] { return pending_bytes_ + block->size() <= opts_.max_pending_bytes; };
@@ -144,7 +150,7 @@ void TieredCache::enqueue(const std::string& key, Block block, bool wait) {
       return;
     }
     pending_bytes_ += block->size();
-    queue_.emplace_back(key, std::move(block));
+    queue_.push_back(Pending{key, std::move(block), sum});
   }
   qcv_.notify_one();
 }
@@ -154,14 +160,14 @@ void TieredCache::writer_loop() {
   for (;;) {
     qcv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, and everything is written
-    auto [key, block] = std::move(queue_.front());
+    Pending p = std::move(queue_.front());
     queue_.pop_front();
-    writing_ = key;
+    writing_ = p.key;
     busy_ = true;
     lk.unlock();
-    disk_->put(key, *block);  // failures are counted and logged by the disk tier
+    disk_->put(p.key, *p.block, p.sum);  // failures are counted and logged by the disk tier
     lk.lock();
-    pending_bytes_ -= block->size();
+    pending_bytes_ -= p.block->size();
     writing_.clear();
     busy_ = false;
     idle_cv_.notify_all();

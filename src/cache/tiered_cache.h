@@ -45,13 +45,15 @@ class TieredCache : public BlockCache {
   TieredCache(TieredCacheOptions opts, std::unique_ptr<DiskCache> disk);
   ~TieredCache() override;
 
-  Result<Block> get_or_load(const std::string& key, const Loader& loader) override;
+  Result<Block> get_or_load(const std::string& key, const Loader& loader,
+                            const LoadSum* sum = nullptr) override;
   Block peek(const std::string& key) override;
   bool contains(const std::string& key) override;
   void put(const std::string& key, std::string data) override;
   Result<Block> get_or_load_memory(const std::string& key, const Loader& loader) override;
   void put_memory(const std::string& key, std::string data) override;
-  Result<Block> fill(const std::string& key, const Loader& loader) override;
+  Result<Block> fill(const std::string& key, const Loader& loader,
+                     const LoadSum* sum = nullptr) override;
   FileBlock open_file(const std::string& key) override;
   FileBlock ready_file(const std::string& key) override;
   void erase(const std::string& key) override;
@@ -62,9 +64,15 @@ class TieredCache : public BlockCache {
   void drain();
 
  private:
+  // A block waiting for the disk writer, with its checksum when the loader knew it.
+  struct Pending {
+    std::string key;
+    Block block;
+    LoadSum sum;
+  };
   // Queues block for the disk writer; dropped (and counted) when the queue is full, or
   // with wait, once there is room (a block larger than the queue waits until it is empty).
-  void enqueue(const std::string& key, Block block, bool wait = false);
+  void enqueue(const std::string& key, Block block, bool wait = false, LoadSum sum = {});
   void writer_loop();
   bool on_disk_or_queued(const std::string& key);
   // The memory tier's get_or_load, filled from disk, else from loader (then *from_store).
@@ -77,7 +85,7 @@ class TieredCache : public BlockCache {
   mutable std::mutex qmu_;  // guards the queue state below
   std::condition_variable qcv_;     // the writer waits for work or stop
   std::condition_variable idle_cv_; // drain/erase wait for the writer
-  std::deque<std::pair<std::string, Block>> queue_;
+  std::deque<Pending> queue_;
   uint64_t pending_bytes_ = 0;
   std::string writing_;  // key being written now ("" when none)
   bool busy_ = false;

@@ -252,7 +252,7 @@ Result<std::vector<uint64_t>> parse_table(std::string_view head, const Header& h
 }  // namespace
 
 Result<std::string> decode_block(std::string_view stored, const std::string& key,
-                                 const BlockCipher* cipher) {
+                                 const BlockCipher* cipher, uint64_t* sum) {
   ASSIGN_OR_RETURN(Header h, parse_header(stored, key));
   std::string_view payload = stored.substr(kBlockHeaderSize);
   if (payload.size() != h.payload_len) {
@@ -295,11 +295,13 @@ Result<std::string> decode_block(std::string_view stored, const std::string& key
   } else if (checksum64(raw) != h.checksum) {
     return corrupt(key, "checksum mismatch");
   }
+  if (sum != nullptr) *sum = h.checksum;
   return raw;
 }
 
 Result<std::string> decode_block_split(std::string_view head, std::string&& body,
-                                       const std::string& key, const BlockCipher* cipher) {
+                                       const std::string& key, const BlockCipher* cipher,
+                                       uint64_t* sum) {
   if (cipher == nullptr && head.size() >= kBlockHeaderSize && !body.empty()) {
     auto h = parse_header(head, key);
     if (h.ok() && (h->flags & kFlagTable) != 0 && head.size() == block_table_end(h->raw_len)) {
@@ -310,13 +312,14 @@ Result<std::string> decode_block_split(std::string_view head, std::string&& body
       ASSIGN_OR_RETURN(auto sums, parse_table(head, *h, key));
       BlockTable t{h->raw_len, std::move(sums)};
       RETURN_IF_ERROR(verify_block_range(t, 0, body, key));
+      if (sum != nullptr) *sum = h->checksum;
       return std::move(body);
     }
   }
   // Any other block (no table, compressed, encrypted, damaged): decoded whole.
   std::string stored(head);
   stored.append(body);
-  return decode_block(stored, key, cipher);
+  return decode_block(stored, key, cipher, sum);
 }
 
 Result<BlockTable> decode_block_table(std::string_view head, const std::string& key,

@@ -55,15 +55,19 @@ Result<std::string> encode_block(std::string_view raw, Compression c, const Bloc
                                  std::string_view key);
 // cipher: the volume's, or nullptr for an unencrypted volume. `key` names the block in
 // error messages and, for encrypted blocks, must be the key the block was encoded for.
+// sum, when given, receives the data's checksum64 as the block records it: checked
+// against the data, or (a block with a sub-block table) covered by the table's checksum,
+// whose entries were checked against the data. A cache that keeps the data under its
+// checksum64 takes it from here instead of hashing the data again.
 Result<std::string> decode_block(std::string_view stored, const std::string& key,
-                                 const BlockCipher* cipher = nullptr);
+                                 const BlockCipher* cipher = nullptr, uint64_t* sum = nullptr);
 // decode_block() of an object read in two parts (Store::get_split at
 // block_table_end(raw_len)). A plain block with a sub-block table, split after its table,
 // is verified and returned as `body` itself, without a copy; any other block is decoded
 // whole, as decode_block(head + body).
 Result<std::string> decode_block_split(std::string_view head, std::string&& body,
-                                       const std::string& key,
-                                       const BlockCipher* cipher = nullptr);
+                                       const std::string& key, const BlockCipher* cipher = nullptr,
+                                       uint64_t* sum = nullptr);
 
 // ---- ranged reads of blocks with a sub-block table (see above) ----
 constexpr uint32_t kSubBlockSize = 64 << 10;

@@ -545,9 +545,13 @@ Result<BlockData> Vfs::load_block(const BlockRef& b, bool files, int parts) {
     if (!f) f = cache_->ready_file(key);
     if (f && f->len == len) return BlockData::of_file(std::move(f));
   }
-  ASSIGN_OR_RETURN(cache::Block w, cache_->get_or_load(key, [&] {
-    return fetch_block(key, len, parts > 0 ? parts : opts_.block_get_parts);
-  }));
+  cache::LoadSum sum;  // the disk tier writes the block under the checksum decoding checked
+  ASSIGN_OR_RETURN(
+      cache::Block w,
+      cache_->get_or_load(
+          key,
+          [&] { return fetch_block(key, len, parts > 0 ? parts : opts_.block_get_parts, &sum); },
+          &sum));
   return BlockData::of_whole(std::move(w));
 }
 
@@ -605,10 +609,14 @@ cache::Block Vfs::prefetch_block(const Prefetch& p, const std::shared_ptr<FileHa
     inserted = prefetched_.insert(key).second;
   }
   bool fetched = false;
-  auto r = cache_->get_or_load(key, [&] {
-    fetched = true;
-    return fetch_block(key, len, why == PrefetchFor::kReader ? opts_.block_get_parts : 1);
-  });
+  cache::LoadSum sum;
+  auto r = cache_->get_or_load(
+      key,
+      [&] {
+        fetched = true;
+        return fetch_block(key, len, why == PrefetchFor::kReader ? opts_.block_get_parts : 1, &sum);
+      },
+      &sum);
   if (r.ok() && fetched) {
     stats_.prefetch_issued++;
     return *r;
@@ -961,7 +969,8 @@ Result<object::SplitObject> Vfs::get_parts(const std::string& key, uint32_t len,
   return obj;
 }
 
-Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len, int parts) {
+Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len, int parts,
+                                     cache::LoadSum* sum) {
   // part_count is 1 on volumes whose blocks are not all plain (no parts_ pool).
   parts = std::min(parts, part_count(len));
   // A block that fails verification may have been damaged in transfer (a truncated
@@ -981,9 +990,13 @@ Result<std::string> Vfs::fetch_block(const std::string& key, uint32_t len, int p
       LOG_WARN("vfs: get {}: {}", key, stored.status().ToString());
       return Status(Code::kIO, "reading " + key + ": " + stored.status().message());
     }
-    auto raw =
-        object::decode_block_split(stored->head, std::move(stored->body), key, opts_.cipher.get());
-    if (raw.ok() && raw->size() == len) return raw;
+    uint64_t checked = 0;
+    auto raw = object::decode_block_split(stored->head, std::move(stored->body), key,
+                                          opts_.cipher.get(), &checked);
+    if (raw.ok() && raw->size() == len) {
+      if (sum != nullptr) *sum = checked;
+      return raw;
+    }
     stats_.object_errors++;
     Status err =
         raw.ok() ? Status(Code::kCorruption,

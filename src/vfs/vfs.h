@@ -351,7 +351,9 @@ class Vfs {
   cache::Block prefetch_block(const Prefetch& p, const std::shared_ptr<FileHandle>& h = nullptr);
   // The block's data, fetched, decoded and verified (refetched up to 3 times). `parts` >
   // 1 fetches it as that many ranged GETs in parallel where the volume's blocks allow.
-  Result<std::string> fetch_block(const std::string& key, uint32_t len, int parts = 1);
+  // sum, when given, receives the data's checksum64 as decoding checked it (LoadSum).
+  Result<std::string> fetch_block(const std::string& key, uint32_t len, int parts = 1,
+                                  cache::LoadSum* sum = nullptr);
   // One attempt of a parted fetch: the stored object of a plain block, in `parts` ranged
   // GETs run in parallel, joined.
   Result<object::SplitObject> get_parts(const std::string& key, uint32_t len, int parts);

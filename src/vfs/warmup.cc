@@ -80,7 +80,9 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
       Status st;
       switch (mode) {
         case WarmupMode::kFill: {
-          auto r = cache_->fill(b.key, [&] { return fetch_block(b.key, b.len); });
+          cache::LoadSum sum;
+          auto r = cache_->fill(
+              b.key, [&] { return fetch_block(b.key, b.len, 1, &sum); }, &sum);
           st = r.status();
           break;
         }

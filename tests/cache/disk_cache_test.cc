@@ -17,6 +17,8 @@
 #include <iterator>
 #include <thread>
 
+#include "common/hash.h"
+
 namespace sluice::cache {
 namespace {
 
@@ -75,6 +77,24 @@ TEST_F(DiskCacheTest, RoundTripKeepsRawDataAtOffsetZero) {
   EXPECT_FALSE(c->contains(key));
   EXPECT_FALSE(fs::exists(c->path_of(key)));
   EXPECT_EQ(c->stats().blocks, 0u);
+}
+
+// A caller that knows the data's checksum (the block codec checked it) hands it in: the
+// file is the one put() would write after hashing, and a wrong checksum is caught on
+// read as corruption, never served.
+TEST_F(DiskCacheTest, PutWithAKnownChecksumWritesItAndAWrongOneIsCaught) {
+  auto c = open({});
+  const std::string data = block('k', 5000);
+  ASSERT_TRUE(c->put("k", data));
+  const std::string hashed = read_file(c->path_of("k"));
+  ASSERT_TRUE(c->put("k", data, checksum64(data)));
+  EXPECT_TRUE(read_file(c->path_of("k")) == hashed);
+  EXPECT_EQ(c->get("k").value_or(""), data);
+
+  ASSERT_TRUE(c->put("bad", data, checksum64(data) ^ 1));
+  EXPECT_FALSE(c->get("bad").has_value());
+  EXPECT_EQ(c->stats().corrupt, 1u);
+  EXPECT_FALSE(fs::exists(c->path_of("bad")));
 }
 
 // Whether dir's file system takes O_DIRECT writes of 4 KiB-aligned buffers.

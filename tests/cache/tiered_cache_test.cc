@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/hash.h"
+
 namespace sluice::cache {
 namespace {
 
@@ -299,6 +301,30 @@ TEST_F(TieredCacheTest, CorruptDiskCopyIsReloadedFromTheStore) {
   EXPECT_EQ(c->stats().disk_corrupt, 1u);
   c->drain();  // repaired: the reloaded block is written again
   EXPECT_EQ(c->disk().get("k").value_or(""), "good data");
+}
+
+// The checksum a loader leaves (LoadSum) is the one the disk tier writes, from
+// get_or_load and from fill: a deliberately wrong one makes the disk copy fail its check.
+TEST_F(TieredCacheTest, TheLoadersChecksumGoesToTheDiskTier) {
+  auto c = make();
+  const std::string data = "block data";
+  auto load_with = [&](uint64_t s, LoadSum& sum) {
+    return [&sum, &data, s] {
+      sum = s;
+      return Result<std::string>(data);
+    };
+  };
+  LoadSum right, wrong, filled;
+  ASSERT_TRUE(c->get_or_load("right", load_with(checksum64(data), right), &right).ok());
+  ASSERT_TRUE(c->get_or_load("wrong", load_with(checksum64(data) ^ 1, wrong), &wrong).ok());
+  ASSERT_TRUE(c->fill("filled", load_with(checksum64(data) ^ 2, filled), &filled).ok());
+  c->drain();
+  EXPECT_EQ(c->disk().get("right").value_or(""), data);
+  EXPECT_FALSE(c->disk().get("wrong").has_value());
+  EXPECT_FALSE(c->disk().get("filled").has_value());
+  EXPECT_EQ(c->stats().disk_corrupt, 2u);
+  // Memory still serves the loaded blocks, whatever the disk copy's fate.
+  EXPECT_EQ(**c->get_or_load("wrong", [] { return Result<std::string>("reloaded"); }), data);
 }
 
 TEST_F(TieredCacheTest, FullFileSystemNeverFailsReads) {

@@ -346,10 +346,12 @@ TEST(BlockSplit, ATabledBlockComesBackAsTheBodyItselfVerified) {
   Tabled b;
   std::string body = b.stored.substr(block_table_end(b.len()));
   const char* at = body.data();
-  auto back = decode_block_split(b.head(), std::move(body), kKey);
+  uint64_t sum = 0;
+  auto back = decode_block_split(b.head(), std::move(body), kKey, nullptr, &sum);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(*back == b.raw);
   EXPECT_EQ(back->data(), at);  // the same buffer: no copy
+  EXPECT_EQ(sum, checksum64(b.raw));  // from the header, which the table's checksum covers
   // Damage anywhere in the data or the head is corruption.
   for (uint64_t pos : {uint64_t(0), uint64_t(kSubBlockSize) * 40 + 5, uint64_t(b.len() - 1)}) {
     std::string bad = b.stored.substr(block_table_end(b.len()));
@@ -396,9 +398,15 @@ TEST(BlockSplit, OtherBlocksAndOtherSplitsDecodeWhole) {
                {"tabled, split late", tabled, raw, nullptr, block_table_end(len) + 7}};
   for (const auto& c : cases) {
     const size_t n = std::min(c.split, c.stored.size());
-    auto back = decode_block_split(c.stored.substr(0, n), c.stored.substr(n), kKey, c.cipher);
+    uint64_t sum = 0;
+    auto back =
+        decode_block_split(c.stored.substr(0, n), c.stored.substr(n), kKey, c.cipher, &sum);
     ASSERT_TRUE(back.ok()) << c.what << ": " << back.status().ToString();
     EXPECT_TRUE(*back == c.want) << c.what;
+    EXPECT_EQ(sum, checksum64(c.want)) << c.what;  // the checksum a cache may keep it under
+    uint64_t whole_sum = 0;
+    ASSERT_TRUE(decode_block(c.stored, kKey, c.cipher, &whole_sum).ok()) << c.what;
+    EXPECT_EQ(whole_sum, checksum64(c.want)) << c.what;
   }
   // A plain tabled block read by an encrypted volume is refused, split or not.
   auto r = decode_block_split(tabled.substr(0, block_table_end(len)),

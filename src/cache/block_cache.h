@@ -88,8 +88,9 @@ class BlockCache {
   // Whether key is cached in any tier, without loading, counting or refreshing recency
   // (warmup --check).
   virtual bool contains(const std::string& key) = 0;
-  // Caches data under key, replacing any cached copy.
-  virtual void put(const std::string& key, std::string data) = 0;
+  // Caches data under key, replacing any cached copy. sum: data's checksum64 when the
+  // caller knows it (LoadSum), for a disk tier.
+  virtual void put(const std::string& key, std::string data, LoadSum sum = {}) = 0;
   // get_or_load and put for the memory tier only: the block is never written to (or looked
   // up in) a disk tier. For partial blocks (the sub-blocks of a ranged read, under keys of
   // their own) that a disk tier must not hold as if they were whole blocks.
@@ -127,7 +128,7 @@ class MemoryCache : public BlockCache {
                             const LoadSum* sum = nullptr) override;  // no disk: sum unused
   Block peek(const std::string& key) override;
   bool contains(const std::string& key) override;
-  void put(const std::string& key, std::string data) override;
+  void put(const std::string& key, std::string data, LoadSum sum = {}) override;
   // put() of a block the caller shares (a tier above also keeps it).
   void put_block(const std::string& key, Block block);
   void erase(const std::string& key) override;

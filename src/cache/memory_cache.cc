@@ -68,7 +68,7 @@ bool MemoryCache::contains(const std::string& key) {
   return items_.count(key) > 0;
 }
 
-void MemoryCache::put(const std::string& key, std::string data) {
+void MemoryCache::put(const std::string& key, std::string data, LoadSum /*sum*/) {
   auto block = std::make_shared<const std::string>(std::move(data));
   std::lock_guard lk(mu_);
   insert_locked(key, std::move(block));

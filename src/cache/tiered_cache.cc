@@ -71,10 +71,10 @@ bool TieredCache::on_disk_or_queued(const std::string& key) {
   return disk_->contains(key);
 }
 
-void TieredCache::put(const std::string& key, std::string data) {
+void TieredCache::put(const std::string& key, std::string data, LoadSum sum) {
   auto block = std::make_shared<const std::string>(std::move(data));
   mem_.put_block(key, block);
-  if (opts_.cache_writes) enqueue(key, std::move(block));
+  if (opts_.cache_writes) enqueue(key, std::move(block), /*wait=*/false, sum);
 }
 
 Result<Block> TieredCache::get_or_load_memory(const std::string& key, const Loader& loader) {

@@ -49,7 +49,7 @@ class TieredCache : public BlockCache {
                             const LoadSum* sum = nullptr) override;
   Block peek(const std::string& key) override;
   bool contains(const std::string& key) override;
-  void put(const std::string& key, std::string data) override;
+  void put(const std::string& key, std::string data, LoadSum sum = {}) override;
   Result<Block> get_or_load_memory(const std::string& key, const Loader& loader) override;
   void put_memory(const std::string& key, std::string data) override;
   Result<Block> fill(const std::string& key, const Loader& loader,

@@ -148,16 +148,21 @@ std::string block_aad(std::string_view header, std::string_view key) {
 
 }  // namespace
 
-// An uncompressed, unencrypted block with its sub-block table.
-std::string encode_with_table(std::string_view raw) {
+// An uncompressed, unencrypted block with its sub-block table; checksum64(raw) in *sum.
+std::string encode_with_table(std::string_view raw, uint64_t* sum) {
   const auto len = static_cast<uint32_t>(raw.size());
   std::string table;
   table.reserve(8 * size_t(sub_block_count(len)));
+  // One pass over the data: the whole block's checksum takes each sub-block while the
+  // sub-block's own checksum has just brought it into the CPU cache.
+  Checksum64 whole;
   for (size_t at = 0; at < raw.size(); at += kSubBlockSize) {
-    put_u64(table, checksum64(raw.substr(at, kSubBlockSize)));
+    std::string_view piece = raw.substr(at, kSubBlockSize);
+    put_u64(table, checksum64(piece));
+    whole.update(piece);
   }
-  std::string out =
-      encode_header(Compression::kNone, kFlagTable, len, table.size() + len, checksum64(raw));
+  *sum = whole.value();
+  std::string out = encode_header(Compression::kNone, kFlagTable, len, table.size() + len, *sum);
   out.resize(kTableCoveredHeader);
   put_u64(out, checksum64(out + table));
   out.reserve(kBlockHeaderSize + table.size() + raw.size());
@@ -166,18 +171,21 @@ std::string encode_with_table(std::string_view raw) {
   return out;
 }
 
-std::string encode_block(std::string_view raw, Compression c) {
+std::string encode_block(std::string_view raw, Compression c, uint64_t* sum) {
   assert(raw.size() <= std::numeric_limits<uint32_t>::max() / 2 && "block larger than 2 GiB");
+  uint64_t whole = 0;
+  if (sum == nullptr) sum = &whole;
   std::string compressed = compress(raw, c);
-  if (compressed.empty()) return encode_with_table(raw);
-  std::string out = encode_header(c, 0, raw.size(), compressed.size(), checksum64(raw));
+  if (compressed.empty()) return encode_with_table(raw, sum);
+  *sum = checksum64(raw);
+  std::string out = encode_header(c, 0, raw.size(), compressed.size(), *sum);
   out.append(compressed);
   return out;
 }
 
 Result<std::string> encode_block(std::string_view raw, Compression c, const BlockCipher* cipher,
-                                 std::string_view key) {
-  if (cipher == nullptr) return encode_block(raw, c);
+                                 std::string_view key, uint64_t* sum) {
+  if (cipher == nullptr) return encode_block(raw, c, sum);
   constexpr size_t kExtra = BlockCipher::kOverhead + kChecksumSize;
   assert(raw.size() <= std::numeric_limits<uint32_t>::max() - kExtra && "block too large");
   std::string compressed = compress(raw, c);
@@ -185,7 +193,9 @@ Result<std::string> encode_block(std::string_view raw, Compression c, const Bloc
   std::string_view data = compressed.empty() ? raw : std::string_view(compressed);
   std::string plain;
   plain.reserve(kChecksumSize + data.size());
-  put_u64(plain, checksum64(raw));
+  const uint64_t whole = checksum64(raw);
+  if (sum != nullptr) *sum = whole;
+  put_u64(plain, whole);
   plain.append(data);
   std::string out = encode_header(c, kFlagEncrypted, raw.size(), data.size() + kExtra, 0);
   ASSIGN_OR_RETURN(std::string sealed, cipher->encrypt(plain, block_aad(out, key)));

@@ -47,12 +47,14 @@ const char* compression_name(Compression c);
 
 constexpr size_t kBlockHeaderSize = 32;
 
-// A plain (unencrypted) block.
-std::string encode_block(std::string_view raw, Compression c = Compression::kNone);
+// A plain (unencrypted) block. sum, when given, receives checksum64(raw), which encoding
+// computes anyway (a cache that keeps raw under it need not hash it again).
+std::string encode_block(std::string_view raw, Compression c = Compression::kNone,
+                         uint64_t* sum = nullptr);
 // With a cipher, an encrypted block bound to `key`, the object key it will be stored
 // under; without one, the plain block. Fails only if OpenSSL does.
 Result<std::string> encode_block(std::string_view raw, Compression c, const BlockCipher* cipher,
-                                 std::string_view key);
+                                 std::string_view key, uint64_t* sum = nullptr);
 // cipher: the volume's, or nullptr for an unencrypted volume. `key` names the block in
 // error messages and, for encrypted blocks, must be the key the block was encoded for.
 // sum, when given, receives the data's checksum64 as the block records it: checked

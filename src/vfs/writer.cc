@@ -162,13 +162,14 @@ void Vfs::submit_block_locked(FileWriter& w, SliceBuffer& b, uint32_t i) {
     w.uploads->in_flight++;
   }
   uploads_->submit([this, u = w.uploads, up, data = std::move(data)]() mutable {
-    auto stored = object::encode_block(data, compression_, opts_.cipher.get(), up->key);
+    uint64_t sum = 0;  // the disk cache keeps the block under it, not hashing it again
+    auto stored = object::encode_block(data, compression_, opts_.cipher.get(), up->key, &sum);
     Status s = stored.ok() ? store_->put(up->key, *stored) : stored.status();
     if (s.ok()) {
       stats_.object_puts++;
       stats_.object_put_bytes += stored->size();
       buffered_bytes_ -= data.size();
-      cache_->put(up->key, std::move(data));
+      cache_->put(up->key, std::move(data), sum);
     } else {
       stats_.object_errors++;
     }

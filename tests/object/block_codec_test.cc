@@ -39,10 +39,14 @@ TEST_P(CodecTest, RoundTripsEmptySmallRandomAndCompressibleData) {
   const std::string inputs[] = {"", "hello, block", random_bytes(k4MiB, 1),
                                 compressible_bytes(k4MiB)};
   for (const auto& raw : inputs) {
-    std::string stored = encode_block(raw, GetParam());
-    auto back = decode_block(stored, "k");
+    uint64_t encoded_sum = 0, decoded_sum = 1;
+    std::string stored = encode_block(raw, GetParam(), &encoded_sum);
+    auto back = decode_block(stored, "k", nullptr, &decoded_sum);
     ASSERT_TRUE(back.ok()) << back.status().ToString() << " size=" << raw.size();
     EXPECT_TRUE(*back == raw) << "size=" << raw.size();
+    // Both report the checksum a cache keeps the data under.
+    EXPECT_EQ(encoded_sum, checksum64(raw)) << "size=" << raw.size();
+    EXPECT_EQ(decoded_sum, checksum64(raw)) << "size=" << raw.size();
   }
 }
 

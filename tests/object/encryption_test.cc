@@ -10,6 +10,7 @@
 #include <random>
 
 #include "common/encoding.h"
+#include "common/hash.h"
 #include "object/block_cipher.h"
 #include "object/block_codec.h"
 #include "temp_dir.h"
@@ -114,9 +115,14 @@ TEST_P(EncryptedCodecTest, RoundTrips) {
                                 compressible_bytes(4 << 20)};
   for (const auto& raw : inputs) {
     std::string stored = encode(raw);
-    auto back = decode_block(stored, kKey, cipher_.get());
+    uint64_t decoded_sum = 1;
+    auto back = decode_block(stored, kKey, cipher_.get(), &decoded_sum);
     ASSERT_TRUE(back.ok()) << back.status().ToString() << " size=" << raw.size();
     EXPECT_TRUE(*back == raw) << "size=" << raw.size();
+    uint64_t encoded_sum = 0;
+    ASSERT_TRUE(encode_block(raw, GetParam(), cipher_.get(), kKey, &encoded_sum).ok());
+    EXPECT_EQ(encoded_sum, checksum64(raw)) << "size=" << raw.size();
+    EXPECT_EQ(decoded_sum, checksum64(raw)) << "size=" << raw.size();
   }
 }
 

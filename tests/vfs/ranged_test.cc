@@ -433,6 +433,29 @@ TEST_F(RangedTest, BlockWithoutATableIsReadWhole) {
 // from its cache file: the read's pieces name the file instead of bytes in memory, and
 // nothing is fetched again. With --verify-cache-checksum full every read verifies the
 // block in memory instead.
+// Blocks this client writes go to its disk cache under the checksum their encoding
+// computed: after a restart they pass the disk tier's check, and are read with no GET.
+TEST_F(RangedTest, WrittenBlocksReachTheDiskCacheUnderTheirChecksum) {
+  const std::string data = pattern(2 * kBig + 5000, 21);
+  Ino ino = 0;
+  {
+    auto w = mount(disk_cached());
+    auto [i, fh] = create(*w, "written");
+    ino = i;
+    ASSERT_TRUE(write(*w, ino, fh, 0, data));
+    ASSERT_OK(w->flush(ctx_, ino, fh));
+    ASSERT_OK(w->release(ino, fh));
+    dynamic_cast<cache::TieredCache&>(w->block_cache()).drain();
+    EXPECT_EQ(w->block_cache().stats().disk_written_blocks, 3u);
+    ASSERT_OK(w->stop());
+  }
+  auto v = reader(disk_cached());  // the same cache directory
+  EXPECT_TRUE(read(*v, ino, open_ro(*v, ino), 0, data.size()) == data);
+  v->wait_prefetches();
+  EXPECT_EQ(v->block_cache().stats().disk_corrupt, 0u);
+  EXPECT_TRUE(counting_->gets().empty());
+}
+
 TEST_F(RangedTest, BlocksOnlyOnDiskAreReadFromTheirCacheFiles) {
   const std::string data = pattern(4 * kBig, 9);
   const Ino ino = put_file("f", data);

@@ -3,8 +3,8 @@
 # proxy, loaded by bench/load_safetensors in turns, each load on a fresh mount of its own,
 # so that a change can be measured against header order, or against another build, on
 # the same machine minutes apart. Per load it prints seconds, GB/s, the GETs and bytes the
-# proxy served and the mount's CPU seconds; per turn, each mode's speed over header
-# order's (of the same binary).
+# proxy served (with the GETs in flight: mean/most at once), and the mount's CPU seconds;
+# per turn, each mode's speed over header order's (of the same binary).
 #
 #   bench/load_turns.sh [SIZE_MIB=4096]
 #
@@ -63,12 +63,13 @@ for ((r = 1; r <= ${RUNS:-3}; r++)); do
       unmount "$SMNT"
       secs=$(json_get seconds <<<"$json"); touched=$(json_get bytes_touched <<<"$json")
       gets=$(json_get requests.GET <<<"$stats"); bytes=$(json_get out.GET <<<"$stats")
+      inflight="$(json_get inflight.mean <<<"$stats")/$(json_get inflight.max <<<"$stats")"
       [ "$m" = order ] && ORDER_S[$b]=$secs
       ratio=$(awk -v o="${ORDER_S[$b]:-0}" -v s="$secs" -v m="$m" \
         'BEGIN { if (m == "shuffle" && o > 0) printf " %.2f x order", o / s }')
-      printf '%s turn %d %-7s %7.2f s %6.3f GB/s  GETs %5s  fetched/touched %.2f  mount CPU %.1f s%s\n' \
+      printf '%s turn %d %-7s %7.2f s %6.3f GB/s  GETs %5s (in flight %s)  fetched/touched %.2f  mount CPU %.1f s%s\n' \
         "$b" "$r" "$m" "$secs" \
-        "$(awk -v t="$touched" -v s="$secs" 'BEGIN { print t / s / 1e9 }')" "${gets:-0}" \
+        "$(awk -v t="$touched" -v s="$secs" 'BEGIN { print t / s / 1e9 }')" "${gets:-0}" "$inflight" \
         "$(awk -v f="${bytes:-0}" -v t="$touched" 'BEGIN { print (t > 0 ? f / t : 0) }')" \
         "$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { print c / hz }')" "$ratio"
     done

@@ -12,8 +12,11 @@
 // SigV4 signatures, so the Host header may name the proxy).
 //
 // Counters, per HTTP method: requests, response body bytes sent to clients ("out") and
-// request body bytes received ("in").
-//   GET  /__stats   -> {"requests":{"GET":n,...},"out":{"GET":bytes,...},"in":{...}}
+// request body bytes received ("in"); and the requests in flight (received, response not
+// yet finished): the most at once, and the mean over the time since the last reset (how
+// many requests a client kept going; a store needs enough in flight to reach its rate).
+//   GET  /__stats   -> {"requests":{"GET":n,...},"out":{"GET":bytes,...},"in":{...},
+//                       "inflight":{"max":n,"mean":x}}
 //   POST /__reset   -> zeroes the counters
 // Prints "listening PORT" on stdout once it accepts connections.
 'use strict';
@@ -35,7 +38,22 @@ const bytesPerMs = (opts['bw-mib'] * 1048576) / 1000;
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 
 let stats;
-function reset() { stats = { requests: {}, out: {}, in: {} }; }
+// In flight: the count now, and its integral over time (request-milliseconds) since reset.
+let inflight = 0, inflightArea = 0, inflightSince = 0, inflightMax = 0, resetAt = 0;
+function inflightStep(d) {
+  const now = Date.now();
+  inflightArea += inflight * (now - inflightSince);
+  inflightSince = now;
+  inflight += d;
+  inflightMax = Math.max(inflightMax, inflight);
+}
+function reset() {
+  stats = { requests: {}, out: {}, in: {} };
+  inflightStep(0);
+  inflightArea = 0;
+  inflightMax = inflight;
+  resetAt = Date.now();
+}
 function add(kind, method, n) { stats[kind][method] = (stats[kind][method] || 0) + n; }
 reset();
 
@@ -57,6 +75,9 @@ function pacer(socket, method) {
 
 const server = http.createServer((req, res) => {
   if (req.url === '/__stats') {
+    inflightStep(0);
+    const ms = Date.now() - resetAt;
+    stats.inflight = { max: inflightMax, mean: ms > 0 ? +(inflightArea / ms).toFixed(2) : 0 };
     res.writeHead(200, { 'content-type': 'application/json' });
     return res.end(JSON.stringify(stats) + '\n');
   }
@@ -67,6 +88,8 @@ const server = http.createServer((req, res) => {
   }
   const method = req.method;
   add('requests', method, 1);
+  inflightStep(1);
+  res.on('close', () => inflightStep(-1));  // finished or aborted, once either way
   req.on('data', (c) => add('in', method, c.length));
   req.pause();
   setTimeout(() => {

@@ -11,7 +11,9 @@
 # Environment: MODES ("order shuffle"; any of order shuffle lazy), RUNS (3 turns), CACHE
 # (cold: an empty disk cache per load; warm: the disk cache filled once by `sluice
 # warmup`, then the page cache dropped before each load), BINS (sluice binaries to compare,
-# each loading in every turn; default build/sluice), EXTRA (mount options), LATENCY_MS
+# each loading in every turn; default build/sluice), DROP (1: drop the page cache before
+# each load; 0: keep it, so that a warm disk cache's files stay in memory, as on a node
+# whose mount restarts), EXTRA (mount options), LATENCY_MS
 # (20), BW_MIB (100), BENCH_DIR (/var/tmp), KEEP_WORK=1. Needs root, node with s3rver in
 # .tools/ and a built tree. Not a test: model_bench.sh is the benchmark of record.
 set -euo pipefail
@@ -55,7 +57,8 @@ for ((r = 1; r <= ${RUNS:-3}; r++)); do
   for b in "${BINS[@]}"; do
     for m in ${MODES:-order shuffle}; do
       [ "$CACHE" = warm ] || rm -rf "$WORK/cache"
-      drop_caches; mount_with "$b"; proxy_reset "$PPORT"
+      [ "${DROP:-1}" = 0 ] || drop_caches
+      mount_with "$b"; proxy_reset "$PPORT"
       c0=$(cpu_of "$MPID")
       json=$("$LOAD" "$m" "$SMNT/model")
       c1=$(cpu_of "$MPID")

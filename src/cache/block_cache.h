@@ -73,6 +73,7 @@ struct CacheStats {
   uint64_t disk_pending_bytes = 0;  // queued for writing
   uint64_t disk_file_opens = 0;     // files handed out as they are (open_file): for reads,
                                     // and to read their pages ahead
+  uint64_t disk_remembered = 0;     // files trusted unhashed: verified before a clean restart
 };
 
 class BlockCache {

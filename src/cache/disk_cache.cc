@@ -63,12 +63,18 @@ bool verified(std::string_view file, const std::string& key, uint64_t* data_len)
 // verified() for the open file fd of `size` bytes, read in pieces through a small
 // per-thread buffer: no block-sized buffer to allocate, zero and copy into. A read error
 // fails the check.
-bool verified_in_pieces(int fd, uint64_t size, const std::string& key, uint64_t* data_len) {
+// With hash false, only the framing is checked (a file remembered as verified).
+bool verified_in_pieces(int fd, uint64_t size, const std::string& key, uint64_t* data_len,
+                        bool hash = true) {
   std::string tail(key.size() + kFooter, '\0');
   uint64_t len = 0, sum = 0;
   if (size < tail.size() || !pread_full(fd, tail.data(), tail.size(), size - tail.size()) ||
       !framed(tail, key, size, &len, &sum)) {
     return false;
+  }
+  if (!hash) {
+    *data_len = len;
+    return true;
   }
   constexpr size_t kPiece = 256 << 10;
   thread_local std::unique_ptr<char[]> buf(new char[kPiece]);
@@ -86,6 +92,56 @@ bool verified_in_pieces(int fd, uint64_t size, const std::string& key, uint64_t*
 
 constexpr int64_t kLogEveryNs = 10'000'000'000;
 constexpr const char* kTmpPrefix = ".tmp-";
+
+// The record of the files a mount trusted, written when it closes cleanly (see the header):
+// "SLTR", u32 version, u64 count, then per file u32 key length, key, u64 inode, u64 size,
+// i64 mtime and ctime (ns); then the checksum64 of all of that. Big-endian (encoding.h).
+constexpr const char* kTrustFile = ".trusted";
+constexpr uint32_t kTrustVersion = 1;
+
+FileStamp stamp_of(const struct stat& st) {
+  return {uint64_t(st.st_ino), uint64_t(st.st_size),
+          int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+          int64_t(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec};
+}
+
+std::string encode_trust(const std::vector<std::pair<std::string, FileStamp>>& files) {
+  std::string out = "SLTR";
+  put_u32(out, kTrustVersion);
+  put_u64(out, files.size());
+  for (const auto& [key, s] : files) {
+    put_u32(out, static_cast<uint32_t>(key.size()));
+    out += key;
+    put_u64(out, s.ino);
+    put_u64(out, s.size);
+    put_i64(out, s.mtime_ns);
+    put_i64(out, s.ctime_ns);
+  }
+  put_u64(out, checksum64(out));
+  return out;
+}
+
+// nullopt for a record that is damaged or of another version (then nothing is remembered).
+std::optional<std::unordered_map<std::string, FileStamp>> decode_trust(std::string_view rec) {
+  if (rec.size() < 4 + 4 + 8 + 8 || rec.substr(0, 4) != "SLTR") return std::nullopt;
+  const std::string_view body = rec.substr(0, rec.size() - 8);
+  if (Decoder(rec.substr(body.size())).get_u64() != checksum64(body)) return std::nullopt;
+  Decoder d(body.substr(4));
+  if (d.get_u32() != kTrustVersion) return std::nullopt;
+  const uint64_t n = d.get_u64();
+  std::unordered_map<std::string, FileStamp> out;
+  for (uint64_t i = 0; i < n && d.ok(); i++) {
+    std::string key(d.get_bytes(d.get_u32()));
+    FileStamp s;
+    s.ino = d.get_u64();
+    s.size = d.get_u64();
+    s.mtime_ns = d.get_i64();
+    s.ctime_ns = d.get_i64();
+    out.emplace(std::move(key), s);
+  }
+  if (!d.ok() || d.remaining() != 0) return std::nullopt;
+  return out;
+}
 
 // Keys contain '/': escape it, '%' and a leading '.', so a key is one file name that can
 // be mapped back, and never looks like a temporary file.
@@ -225,6 +281,7 @@ Result<std::unique_ptr<DiskCache>> DiskCache::open(DiskCacheOptions opts) {
     return Status(Code::kIO, "disk cache: no usable directory among " + c->dirs_[0].path +
                                  (c->dirs_.size() > 1 ? " ..." : ""));
   }
+  for (Dir& d : c->dirs_) c->recall_trusted(d);
   DiskCache* self = c.get();
   c->scanner_ = std::thread([self] { self->scan(); });
   return c;
@@ -242,6 +299,81 @@ DiskCache::DiskCache(DiskCacheOptions opts) : opts_(std::move(opts)) {
 DiskCache::~DiskCache() {
   stopping_ = true;
   if (scanner_.joinable()) scanner_.join();
+  for (Dir& d : dirs_) record_trusted(d);
+}
+
+void DiskCache::recall_trusted(Dir& d) {
+  const std::string path = d.path + "/" + kTrustFile;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // none: a first start, or the last one did not close cleanly
+  std::string rec;
+  struct stat st {};
+  if (fstat(fd, &st) == 0) {
+    rec.resize(static_cast<size_t>(st.st_size));
+    if (!pread_full(fd, rec.data(), rec.size(), 0)) rec.clear();
+  }
+  ::close(fd);
+  ::unlink(path.c_str());  // taken: a crash of this mount leaves no stale record behind
+  auto files = decode_trust(rec);
+  if (!files) {
+    LOG_WARN("disk cache: ignoring {}: it is damaged; every file will be verified", path);
+    return;
+  }
+  LOG_INFO("disk cache: {} files in {} were verified by the last mount, which closed cleanly",
+           files->size(), d.path);
+  std::lock_guard lk(mu_);
+  d.remembered = std::move(*files);
+}
+
+void DiskCache::record_trusted(Dir& d) {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [key, e] : d.index) {
+      if (e.trusted) keys.push_back(key);
+    }
+    // Remembered files not checked in this mount stay remembered: still unchanged, or not.
+    for (const auto& [key, s] : d.remembered) {
+      if (d.index.count(key) > 0) keys.push_back(key);
+    }
+  }
+  const size_t di = static_cast<size_t>(&d - dirs_.data());
+  std::vector<std::pair<std::string, FileStamp>> files;
+  for (auto& key : keys) {
+    struct stat st {};
+    if (::stat(file_path(di, key).c_str(), &st) != 0) continue;
+    FileStamp s = stamp_of(st);
+    {
+      std::lock_guard lk(mu_);
+      auto r = d.remembered.find(key);
+      // A remembered file whose stamp changed since is not trusted any more.
+      if (r != d.remembered.end() && !(r->second == s)) continue;
+    }
+    files.emplace_back(std::move(key), s);
+  }
+  if (files.empty()) return;
+  // The files written without fsync reach the disk before the record says they are good.
+  const int dfd = ::open(d.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  const bool synced = syncfs(dfd) == 0;
+  ::close(dfd);
+  if (!synced) return;
+  const std::string path = d.path + "/" + kTrustFile;
+  const std::string tmp = path + kTmpPrefix + std::to_string(getpid());
+  const std::string rec = encode_trust(files);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  const bool ok = write_all(fd, rec, {}) && fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    LOG_WARN(
+        "disk cache: could not record the verified files in {}; the next mount "
+        "verifies them again",
+        path);
+    return;
+  }
+  LOG_INFO("disk cache: recorded {} verified files in {}", files.size(), path);
 }
 
 void DiskCache::wait_scan() {
@@ -299,7 +431,7 @@ void DiskCache::log_event(LogKind kind, const std::string& msg) {
 }
 
 void DiskCache::insert_locked(Dir& d, const std::string& key, uint64_t size) {
-  remove_locked(d, key);
+  unindex_locked(d, key);
   d.lru.push_front(key);
   d.index.emplace(key, Entry{size, d.lru.begin()});
   d.bytes += size;
@@ -310,9 +442,15 @@ void DiskCache::insert_locked(Dir& d, const std::string& key, uint64_t size) {
 void DiskCache::trust_locked(Dir& d, const std::string& key) {
   auto it = d.index.find(key);
   if (it != d.index.end()) it->second.trusted = true;
+  d.remembered.erase(key);  // trusted now, on this mount's own grounds
 }
 
 void DiskCache::remove_locked(Dir& d, const std::string& key) {
+  d.remembered.erase(key);  // its file goes, or is replaced
+  unindex_locked(d, key);
+}
+
+void DiskCache::unindex_locked(Dir& d, const std::string& key) {
   auto it = d.index.find(key);
   if (it == d.index.end()) return;
   d.bytes -= it->second.size;
@@ -427,7 +565,9 @@ FileBlock DiskCache::open_file(const std::string& key) {
     if (it == d.index.end()) return nullptr;
     size = it->second.size;
     trusted = it->second.trusted;
-    if (!trusted && opts_.verify == CacheVerify::kOnce) return nullptr;
+    if (!trusted && opts_.verify == CacheVerify::kOnce && d.remembered.count(key) == 0) {
+      return nullptr;
+    }
   }
   if (size < key.size() + kFooter) return nullptr;
   const int fd = ::open(file_path(di, key).c_str(), O_RDONLY | O_CLOEXEC);
@@ -437,7 +577,16 @@ FileBlock DiskCache::open_file(const std::string& key) {
   // A file of another size than indexed was replaced or cut behind the cache's back.
   struct stat st {};
   if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return nullptr;
-  if (!trusted) {  // kNone: the trailer must frame this key's data
+  bool remembered = false;  // kOnce, untrusted: the last clean mount trusted it, unchanged
+  if (!trusted && opts_.verify == CacheVerify::kOnce) {
+    std::lock_guard lk(mu_);
+    auto r = d.remembered.find(key);
+    if (r == d.remembered.end()) return nullptr;  // taken by a check meanwhile
+    remembered = r->second == stamp_of(st);
+    d.remembered.erase(r);
+    if (!remembered) return nullptr;  // changed since: verify_file hashes it
+  }
+  if (!trusted) {  // kNone, or remembered: the trailer must frame this key's data
     std::string tail(key.size() + kFooter, '\0');
     uint64_t len = 0, sum = 0;  // the checksum is not checked
     if (!pread_full(fd, tail.data(), tail.size(), data_len) ||
@@ -450,6 +599,11 @@ FileBlock DiskCache::open_file(const std::string& key) {
   if (it != d.index.end()) {  // else evicted meanwhile: the open file still serves this read
     d.lru.splice(d.lru.begin(), d.lru, it->second.lru_pos);
     it->second.trusted = true;
+  }
+  if (remembered) {  // counted as verify_file counts a check
+    stats_.remembered++;
+    stats_.hits++;
+    stats_.hit_bytes += data_len;
   }
   stats_.file_opens++;
   return file;
@@ -497,8 +651,18 @@ bool DiskCache::verify_file(const std::string& key) {
   }
   struct stat st {};
   uint64_t data_len = 0;
-  const bool valid = fstat(fd, &st) == 0 &&
-                     verified_in_pieces(fd, static_cast<uint64_t>(st.st_size), key, &data_len);
+  bool remembered = false;  // trusted by the last clean mount, and unchanged since
+  const bool stat_ok = fstat(fd, &st) == 0;
+  {
+    std::lock_guard lk(mu_);
+    auto r = d.remembered.find(key);
+    if (r != d.remembered.end()) {
+      remembered = stat_ok && r->second == stamp_of(st);
+      d.remembered.erase(r);
+    }
+  }
+  const bool valid = stat_ok && verified_in_pieces(fd, static_cast<uint64_t>(st.st_size), key,
+                                                   &data_len, !remembered);
   ::close(fd);
   if (!valid) {
     ::unlink(path.c_str());
@@ -517,6 +681,7 @@ bool DiskCache::verify_file(const std::string& key) {
     trust_locked(d, key);
     stats_.hits++;
     stats_.hit_bytes += data_len;
+    if (remembered) stats_.remembered++;
   }
   done();
   return true;

@@ -20,9 +20,15 @@
 //
 // After a restart the index is rebuilt by a background scan of the directories (oldest
 // files first in the LRU); until it finishes, a lookup of a key missing from the index
-// checks the file directly. Failures never fail a caller: an unwritable or vanished
-// directory, a full disk or a corrupt file makes the cache miss or skip the write; the
-// event is counted in the stats and logged at most once per 10 s per kind.
+// checks the file directly. What a mount trusted (verified or wrote) is remembered across
+// a clean restart: closing, the cache syncs each directory's file system, then records
+// its trusted files' stamps (inode, size, mtime, ctime) in DIR/.trusted; opening takes the
+// record (reads and removes it), and a remembered file whose stamp is unchanged is trusted
+// on its first check without being hashed again. A changed or replaced file has another
+// stamp and is verified; after a crash there is no record, and every file is verified. Failures
+// never fail a caller: an unwritable or vanished directory, a full disk or a corrupt file makes the
+// cache miss or skip the write; the event is counted in the stats and logged at most once per 10 s
+// per kind.
 //
 // Thread safety: every method may be called concurrently. Files are read and written
 // without the lock held.
@@ -86,13 +92,24 @@ struct DiskCacheStats {
   uint64_t skipped_full = 0;   // writes skipped because the disk stayed too full
   uint64_t direct_writes = 0;  // files written with O_DIRECT
   uint64_t file_opens = 0;     // open_file() calls that returned the file
+  uint64_t remembered = 0;     // files trusted unhashed, remembered from a clean restart
+};
+
+// What identifies a cache file's contents between a clean close and the next open: a file
+// rewritten in place or replaced (a new inode) changes at least one of these.
+struct FileStamp {
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
 };
 
 class DiskCache {
  public:
   // Starts the background scan of the existing files. Fails if no directory is usable.
   static Result<std::unique_ptr<DiskCache>> open(DiskCacheOptions opts);
-  ~DiskCache();  // stops the scan
+  ~DiskCache();  // stops the scan, then records the trusted files (see above)
 
   // The verified data of key, or nullopt (a miss: absent, unreadable or corrupt).
   std::optional<std::string> get(const std::string& key);
@@ -137,6 +154,8 @@ class DiskCache {
     std::unordered_map<std::string, Entry> index;
     int64_t last_space_check = 0;
     bool low_space = false;  // the last check found less than free_ratio free
+    // Stamps of the files the last clean close trusted; a key leaves at its first check.
+    std::unordered_map<std::string, FileStamp> remembered;
   };
   enum LogKind { kLogWrite, kLogCorrupt, kLogDir, kLogFull, kLogKinds };
 
@@ -144,9 +163,13 @@ class DiskCache {
   size_t dir_of(const std::string& key) const;
   std::string file_path(size_t d, const std::string& key) const;
   void scan();
+  // Takes d's record of trusted files into d.remembered (open), and writes it (close).
+  void recall_trusted(Dir& d);
+  void record_trusted(Dir& d);
   // Index updates; mu_ held.
   void insert_locked(Dir& d, const std::string& key, uint64_t size);
-  void remove_locked(Dir& d, const std::string& key);
+  void remove_locked(Dir& d, const std::string& key);  // also forgets it was remembered
+  void unindex_locked(Dir& d, const std::string& key);
   void trust_locked(Dir& d, const std::string& key);
   // Verifies an indexed key's file as get() does, but read through a small buffer
   // instead of into a block-sized one (measured: a 4 MiB get() spent 1-3 ms zero-filling

@@ -129,6 +129,7 @@ CacheStats TieredCache::stats() const {
   s.disk_dir_errors = d.dir_errors;
   s.disk_skipped_full = d.skipped_full;
   s.disk_file_opens = d.file_opens;
+  s.disk_remembered = d.remembered;
   std::lock_guard lk(qmu_);
   s.disk_dropped = dropped_;
   s.disk_pending_bytes = pending_bytes_;

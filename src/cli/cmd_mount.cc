@@ -197,10 +197,13 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
            st.ranged_get_bytes.load(), st.parted_fetches.load(), st.part_gets.load(),
            st.page_store_bytes.load(), st.page_store_dropped.load(), st.read_file_bytes.load());
   const cache::CacheStats cs = vfs.block_cache().stats();
-  LOG_INFO("block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
-           "disk_written_blocks {} disk_dropped {} disk_corrupt {} disk_file_opens {}",
-           cs.hits, cs.misses, cs.shared, cs.evictions, cs.disk_hits, cs.disk_misses,
-           cs.disk_written_blocks, cs.disk_dropped, cs.disk_corrupt, cs.disk_file_opens);
+  LOG_INFO(
+      "block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
+      "disk_written_blocks {} disk_dropped {} disk_corrupt {} disk_file_opens {} "
+      "disk_remembered {}",
+      cs.hits, cs.misses, cs.shared, cs.evictions, cs.disk_hits, cs.disk_misses,
+      cs.disk_written_blocks, cs.disk_dropped, cs.disk_corrupt, cs.disk_file_opens,
+      cs.disk_remembered);
   if (!served.ok()) return served;
   if (!stopped.ok()) {
     return Status(stopped.code(), "unmounted, but closing the session failed: " +
@@ -515,8 +518,9 @@ Command add_mount(CLI::App& app) {
   sub->add_option("--verify-cache-checksum", a->verify_cache_checksum,
                   "When reads from the disk cache check a block's checksum: 'full' on every "
                   "read; 'once' the first time this mount reads a cached file (or when it "
-                  "wrote it), after which reads take the bytes straight from the file (spliced "
-                  "where pipes allow, see docs/cache.md); "
+                  "wrote it, or when the mount before verified or wrote it, closed cleanly, "
+                  "and the file is unchanged since), after which reads take the bytes "
+                  "straight from the file (spliced where pipes allow, see docs/cache.md); "
                   "'none' never (only the file's size and trailer are checked). A file "
                   "that fails the check is removed and the block fetched from the store")
       ->check(CLI::IsMember({"full", "once", "none"}))

@@ -91,6 +91,10 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
       "disk cache files used as they are, without a check (--verify-cache-checksum): for "
       "reads, and to read their pages ahead",
       cs.disk_file_opens);
+    c("sluice_disk_cache_remembered_total",
+      "disk cache files trusted without a checksum pass because the mount before this one "
+      "verified them and closed cleanly, and they are unchanged since",
+      cs.disk_remembered);
     c("sluice_disk_cache_written_bytes_total", "bytes written to the disk cache",
       cs.disk_written_bytes);
     c("sluice_disk_cache_evictions_total", "blocks evicted from the disk cache", cs.disk_evictions);

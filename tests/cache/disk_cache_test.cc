@@ -50,6 +50,8 @@ class DiskCacheTest : public ::testing::Test {
     (*c)->wait_scan();
     return std::move(c).value();
   }
+  // What a crash leaves: no record of the files the closed cache trusted (.trusted).
+  void drop_trust_record() { EXPECT_TRUE(fs::remove(root_ + "/c/.trusted")); }
   std::string root_;
 };
 
@@ -270,8 +272,10 @@ TEST_F(DiskCacheTest, OpenFileHandsOutFilesThisProcessWroteOrVerified) {
     EXPECT_EQ(c->stats().file_opens, 1u);
     EXPECT_EQ(c->stats().hits, 0u);  // opens are no verified reads
   }
+  drop_trust_record();
   {
-    // After a restart nothing is trusted until get() has verified it.
+    // After a restart without the record of a clean close (a crash), nothing is trusted
+    // until get() has verified it.
     auto c = open({});
     EXPECT_EQ(c->open_file("w"), nullptr);
     ASSERT_TRUE(c->get("w").has_value());
@@ -294,6 +298,60 @@ TEST_F(DiskCacheTest, OpenFileHandsOutFilesThisProcessWroteOrVerified) {
   }
 }
 
+// A clean close records the files it trusted; the next open trusts each of them that is
+// unchanged without hashing it again, checks the others (changed in place, replaced),
+// keeps remembering those it did not read, and ignores a damaged record.
+TEST_F(DiskCacheTest, ACleanCloseIsRememberedFileByFile) {
+  const std::string record = root_ + "/c/.trusted";
+  {
+    auto c = open({});
+    for (char k : {'a', 'b', 'c', 'd'}) ASSERT_TRUE(c->put(std::string(1, k), block(k, 6000)));
+  }
+  ASSERT_TRUE(fs::exists(record));
+  {
+    auto c = open({});
+    EXPECT_FALSE(fs::exists(record));  // taken: a crash of this mount leaves none behind
+    {
+      std::fstream f(c->path_of("b"), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(100);
+      f.put('X');  // changed in place, same size
+    }
+    const std::string c_file = read_file(c->path_of("c"));
+    fs::remove(c->path_of("c"));  // replaced by a copy of the same bytes
+    std::ofstream(c->path_of("c"), std::ios::binary) << c_file;
+
+    FileBlock a = c->open_file("a");  // unchanged: handed out without a check
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(file_bytes(a), block('a', 6000));
+    EXPECT_EQ(c->open_file("b"), nullptr);  // changed: checked, and found bad
+    EXPECT_FALSE(c->ready_file("b"));
+    EXPECT_EQ(c->stats().corrupt, 1u);
+    EXPECT_EQ(c->open_file("c"), nullptr);  // another file: checked, and good
+    EXPECT_TRUE(c->ready_file("c"));
+    EXPECT_TRUE(c->ready_file("a"));
+    const DiskCacheStats s = c->stats();
+    EXPECT_EQ(s.remembered, 1u);
+    EXPECT_EQ(s.hits, 2u);  // a remembered, c hashed
+  }
+  {
+    auto c = open({});  // d, not read by the last mount, is still remembered
+    EXPECT_TRUE(c->ready_file("d"));
+    EXPECT_TRUE(c->ready_file("a"));
+    EXPECT_TRUE(c->ready_file("c"));
+    EXPECT_EQ(c->stats().remembered, 3u);
+    EXPECT_EQ(c->stats().corrupt, 0u);
+  }
+  {
+    std::fstream f(record, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x7f');
+  }
+  auto c = open({});
+  EXPECT_TRUE(c->ready_file("a"));
+  EXPECT_EQ(c->stats().remembered, 0u);
+  EXPECT_EQ(c->stats().hits, 1u);
+}
+
 // ready_file readies a file for open_file ahead of its reader, or for the reader at hand:
 // after a restart it verifies it where it lies (a bad or cut one is removed, not handed
 // out) and hands it out; with kFull it does nothing.
@@ -304,8 +362,9 @@ TEST_F(DiskCacheTest, ReadyFileVerifiesAheadSoThatOpenFileHandsItOut) {
     ASSERT_TRUE(c->put("bad", block('b', 6000)));
     ASSERT_TRUE(c->put("cut", block('c', 6000)));
   }
+  drop_trust_record();
   {
-    auto c = open({});  // a restart: nothing trusted
+    auto c = open({});  // a restart after a crash: nothing trusted
     std::fstream f(c->path_of("bad"), std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(100);
     f.put('X');

@@ -65,6 +65,32 @@ inline std::string read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
+// The pid of the `sluice mount ... <mountpoint>` process serving mountpoint, or -1.
+inline pid_t mount_pid(const std::string& mountpoint) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = read_file(e.path().string() + "/cmdline");
+    std::vector<std::string> argv;
+    for (size_t p = 0; p < cmdline.size();) {
+      size_t z = cmdline.find('\0', p);
+      if (z == std::string::npos) z = cmdline.size();
+      argv.push_back(cmdline.substr(p, z - p));
+      p = z + 1;
+    }
+    if (argv.size() < 4) continue;
+    const std::string& exe = argv[0];
+    bool is_sluice = exe == "sluice" || (exe.size() > 7 && exe.substr(exe.size() - 7) == "/sluice");
+    bool has_mnt = false, has_mount = false;
+    for (const std::string& a : argv) {
+      has_mnt |= a == mountpoint;
+      has_mount |= a == "mount";
+    }
+    if (is_sluice && has_mount && has_mnt) return static_cast<pid_t>(std::stoi(name));
+  }
+  return -1;
+}
+
 // The value of `name N` on the last "<line>:" log line of a mount log (the read path and
 // block cache counters logged at unmount), or -1.
 inline long long log_counter(const std::string& log, const std::string& line,

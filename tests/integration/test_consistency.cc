@@ -33,32 +33,6 @@ uint64_t fnv(const std::string& s) {
   return h;
 }
 
-// The pid of the `sluice mount ... <mountpoint>` process serving mountpoint, or -1.
-pid_t mount_pid(const std::string& mountpoint) {
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = read_file(e.path().string() + "/cmdline");
-    std::vector<std::string> argv;
-    for (size_t p = 0; p < cmdline.size();) {
-      size_t z = cmdline.find('\0', p);
-      if (z == std::string::npos) z = cmdline.size();
-      argv.push_back(cmdline.substr(p, z - p));
-      p = z + 1;
-    }
-    if (argv.size() < 4) continue;
-    const std::string& exe = argv[0];
-    bool is_sluice = exe == "sluice" || (exe.size() > 7 && exe.substr(exe.size() - 7) == "/sluice");
-    bool has_mnt = false, has_mount = false;
-    for (const std::string& a : argv) {
-      has_mnt |= a == mountpoint;
-      has_mount |= a == "mount";
-    }
-    if (is_sluice && has_mount && has_mnt) return static_cast<pid_t>(std::stoi(name));
-  }
-  return -1;
-}
-
 // False once pid has exited (a zombie counts as exited: nobody may reap it here).
 bool alive(pid_t pid) {
   std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");

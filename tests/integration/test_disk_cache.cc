@@ -157,7 +157,10 @@ TEST_F(DiskCacheMount, ACleanRemountTrustsUnchangedFilesAndChecksChangedOnes) {
   std::string log = read_file(path("sluice.log"));
   EXPECT_EQ(log_counter(log, "block cache", "disk_remembered"), 3) << log;
   EXPECT_EQ(log_counter(log, "block cache", "disk_corrupt"), 1) << log;
-  EXPECT_EQ(log_counter(log, "read path", "object_gets"), 1) << log;  // the damaged block
+  // The damaged block came from the store again (in one GET or in parallel parts, retried
+  // where the suite injects store faults); the other three from their files, unhashed.
+  EXPECT_GE(log_counter(log, "read path", "object_gets"), 1) << log;
+  EXPECT_EQ(log_counter(log, "block cache", "disk_hits"), 3) << log;
 
   // Killed: no record (the mount took it), so the next mount checks every file again.
   const fs::path record = cached[1].parent_path().parent_path() / ".trusted";

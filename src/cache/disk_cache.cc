@@ -445,6 +445,14 @@ void DiskCache::trust_locked(Dir& d, const std::string& key) {
   d.remembered.erase(key);  // trusted now, on this mount's own grounds
 }
 
+bool DiskCache::take_remembered_locked(Dir& d, const std::string& key, const struct stat& st) {
+  auto r = d.remembered.find(key);
+  if (r == d.remembered.end()) return false;
+  const bool same = r->second == stamp_of(st);
+  d.remembered.erase(r);
+  return same;
+}
+
 void DiskCache::remove_locked(Dir& d, const std::string& key) {
   d.remembered.erase(key);  // its file goes, or is replaced
   unindex_locked(d, key);
@@ -580,11 +588,9 @@ FileBlock DiskCache::open_file(const std::string& key) {
   bool remembered = false;  // kOnce, untrusted: the last clean mount trusted it, unchanged
   if (!trusted && opts_.verify == CacheVerify::kOnce) {
     std::lock_guard lk(mu_);
-    auto r = d.remembered.find(key);
-    if (r == d.remembered.end()) return nullptr;  // taken by a check meanwhile
-    remembered = r->second == stamp_of(st);
-    d.remembered.erase(r);
-    if (!remembered) return nullptr;  // changed since: verify_file hashes it
+    remembered = take_remembered_locked(d, key, st);
+    // Changed since, or taken by a check meanwhile: verify_file decides.
+    if (!remembered) return nullptr;
   }
   if (!trusted) {  // kNone, or remembered: the trailer must frame this key's data
     std::string tail(key.size() + kFooter, '\0');
@@ -651,15 +657,11 @@ bool DiskCache::verify_file(const std::string& key) {
   }
   struct stat st {};
   uint64_t data_len = 0;
-  bool remembered = false;  // trusted by the last clean mount, and unchanged since
   const bool stat_ok = fstat(fd, &st) == 0;
+  bool remembered;  // trusted by the last clean mount, and unchanged since
   {
     std::lock_guard lk(mu_);
-    auto r = d.remembered.find(key);
-    if (r != d.remembered.end()) {
-      remembered = stat_ok && r->second == stamp_of(st);
-      d.remembered.erase(r);
-    }
+    remembered = stat_ok && take_remembered_locked(d, key, st);
   }
   const bool valid = stat_ok && verified_in_pieces(fd, static_cast<uint64_t>(st.st_size), key,
                                                    &data_len, !remembered);

@@ -34,6 +34,8 @@
 // without the lock held.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -168,6 +170,9 @@ class DiskCache {
   void record_trusted(Dir& d);
   // Index updates; mu_ held.
   void insert_locked(Dir& d, const std::string& key, uint64_t size);
+  // Whether the last clean close recorded key with the stamp `st` shows now; key leaves
+  // d.remembered either way (one such check per file).
+  bool take_remembered_locked(Dir& d, const std::string& key, const struct stat& st);
   void remove_locked(Dir& d, const std::string& key);  // also forgets it was remembered
   void unindex_locked(Dir& d, const std::string& key);
   void trust_locked(Dir& d, const std::string& key);

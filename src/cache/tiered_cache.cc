@@ -46,10 +46,8 @@ Result<Block> TieredCache::fill(const std::string& key, const Loader& loader, co
   if (!r.ok()) return r;
   // Loaded here, or found in memory only (a reader's load whose disk write was dropped,
   // or is still queued: then it is not queued twice, and its checksum is not known here).
-  if (from_store) {
-    enqueue(key, *r, /*wait=*/true, sum != nullptr ? *sum : LoadSum());
-  } else if (!on_disk_or_queued(key)) {
-    enqueue(key, *r, /*wait=*/true);
+  if (from_store || !on_disk_or_queued(key)) {
+    enqueue(key, *r, /*wait=*/true, from_store && sum != nullptr ? *sum : LoadSum());
   }
   return r;
 }

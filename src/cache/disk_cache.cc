@@ -98,6 +98,11 @@ constexpr const char* kTmpPrefix = ".tmp-";
 // i64 mtime and ctime (ns); then the checksum64 of all of that. Big-endian (encoding.h).
 constexpr const char* kTrustFile = ".trusted";
 constexpr uint32_t kTrustVersion = 1;
+// The most a record may hold: a mount writes at most this much (the files past it are
+// verified on their first read, as after a crash) and reads no larger file, so that a
+// file planted there cannot make a mount allocate without bound. 64 MiB is about 800,000
+// files of 4 MiB blocks with keys of 40 bytes: 3 TiB of cache.
+constexpr size_t kMaxTrustRecord = 64 << 20;
 
 FileStamp stamp_of(const struct stat& st) {
   return {uint64_t(st.st_ino), uint64_t(st.st_size),
@@ -304,16 +309,25 @@ DiskCache::~DiskCache() {
 
 void DiskCache::recall_trusted(Dir& d) {
   const std::string path = d.path + "/" + kTrustFile;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: something else planted under that name (a FIFO) must not hang the mount.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return;  // none: a first start, or the last one did not close cleanly
   std::string rec;
   struct stat st {};
-  if (fstat(fd, &st) == 0) {
+  const bool stated = fstat(fd, &st) == 0;
+  const bool oversized = stated && (!S_ISREG(st.st_mode) || uint64_t(st.st_size) > kMaxTrustRecord);
+  if (oversized) {
+    LOG_WARN(
+        "disk cache: ignoring {}: not a record of at most {} bytes; every file will be "
+        "verified",
+        path, kMaxTrustRecord);
+  } else if (stated) {
     rec.resize(static_cast<size_t>(st.st_size));
     if (!pread_full(fd, rec.data(), rec.size(), 0)) rec.clear();
   }
   ::close(fd);
   ::unlink(path.c_str());  // taken: a crash of this mount leaves no stale record behind
+  if (oversized) return;
   auto files = decode_trust(rec);
   if (!files) {
     LOG_WARN("disk cache: ignoring {}: it is damaged; every file will be verified", path);
@@ -339,7 +353,10 @@ void DiskCache::record_trusted(Dir& d) {
   }
   const size_t di = static_cast<size_t>(&d - dirs_.data());
   std::vector<std::pair<std::string, FileStamp>> files;
+  size_t bytes = 4 + 4 + 8 + 8;  // the record's size so far (encode_trust)
   for (auto& key : keys) {
+    bytes += 4 + key.size() + 4 * 8;
+    if (bytes > kMaxTrustRecord) break;  // the rest are verified again, as after a crash
     struct stat st {};
     if (::stat(file_path(di, key).c_str(), &st) != 0) continue;
     FileStamp s = stamp_of(st);

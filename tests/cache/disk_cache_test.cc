@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -350,6 +351,35 @@ TEST_F(DiskCacheTest, ACleanCloseIsRememberedFileByFile) {
   EXPECT_TRUE(c->ready_file("a"));
   EXPECT_EQ(c->stats().remembered, 0u);
   EXPECT_EQ(c->stats().hits, 1u);
+}
+
+// A record that is too large to be one (64 GiB here, sparse: more than this machine's
+// memory, so reading it whole would fail), or not a file at all (a FIFO, which a blocking
+// open would wait on forever), is removed unread; every file is then verified.
+TEST_F(DiskCacheTest, ARecordTooLargeOrNotAFileIsIgnoredUnread) {
+  const std::string record = root_ + "/c/.trusted";
+  {
+    auto c = open({});
+    ASSERT_TRUE(c->put("a", block('a', 6000)));
+  }
+  ASSERT_TRUE(fs::exists(record));
+  fs::resize_file(record, uint64_t(64) << 30);
+  {
+    auto c = open({});
+    EXPECT_FALSE(fs::exists(record));
+    EXPECT_EQ(c->stats().remembered, 0u);
+    EXPECT_EQ(c->open_file("a"), nullptr);  // not trusted: verified first
+    EXPECT_TRUE(c->ready_file("a"));
+    EXPECT_EQ(c->stats().remembered, 0u);
+  }
+  ASSERT_TRUE(fs::exists(record));  // that close recorded "a" again
+  fs::remove(record);
+  ASSERT_EQ(mkfifo(record.c_str(), 0644), 0);
+  auto c = open({});
+  EXPECT_FALSE(fs::exists(record));
+  EXPECT_EQ(c->open_file("a"), nullptr);
+  EXPECT_TRUE(c->ready_file("a"));
+  EXPECT_EQ(c->stats().remembered, 0u);
 }
 
 // ready_file readies a file for open_file ahead of its reader, or for the reader at hand:

@@ -31,6 +31,22 @@ die() { echo "bench: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# cold_client BUCKET...: drops the page cache (the client under test starts cold), then,
+# unless STORE_WARM=0, reads the named buckets' files in s3rver's store ($WORK/s3rver) back
+# into it. The object server then serves from memory, as it does for objbench (which
+# GETs objects it has just PUT) and as a real object store's read path does not run on
+# this VM's one virtual disk: dropping the client's cache on a one-machine rig would
+# otherwise chill the server's too, and every network case would pay that disk (about
+# 14% of a cold 4 GiB load here, measured in turns) while the raw GET baseline did not.
+cold_client() {
+  drop_caches
+  [ "${STORE_WARM:-1}" = 0 ] && return 0
+  local b
+  for b in "$@"; do
+    [ -d "$WORK/s3rver/$b" ] || die "no bucket '$b' in $WORK/s3rver"
+    find "$WORK/s3rver/$b" -type f -print0 | xargs -0 -r cat >/dev/null
+  done
+}
 # cpu_mark, then cpu_split: "SERVERS OTHERS", the CPU seconds used since the mark by the
 # servers started here (BG_PIDS: s3rver and the proxy, which share this machine's cores
 # with the client under test) and by everything else (the client, the loader, the kernel's

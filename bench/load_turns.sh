@@ -13,7 +13,8 @@
 # warmup`, then the page cache dropped before each load), BINS (sluice binaries to compare,
 # each loading in every turn; default build/sluice), DROP (1: drop the page cache before
 # each load; 0: keep it, so that a warm disk cache's files stay in memory, as on a node
-# whose mount restarts), EXTRA (mount options), LATENCY_MS
+# whose mount restarts; with CACHE=cold the object server's files are then read back into
+# memory unless STORE_WARM=0, as bench/lib.sh cold_client says), EXTRA (mount options), LATENCY_MS
 # (20), BW_MIB (100), BENCH_DIR (/var/tmp), KEEP_WORK=1. Needs root, node with s3rver in
 # .tools/ and a built tree. Not a test: model_bench.sh is the benchmark of record.
 set -euo pipefail
@@ -57,7 +58,9 @@ for ((r = 1; r <= ${RUNS:-3}; r++)); do
   for b in "${BINS[@]}"; do
     for m in ${MODES:-order shuffle}; do
       [ "$CACHE" = warm ] || rm -rf "$WORK/cache"
-      [ "${DROP:-1}" = 0 ] || drop_caches
+      if [ "${DROP:-1}" = 1 ]; then
+        if [ "$CACHE" = cold ]; then cold_client volume; else drop_caches; fi
+      fi
       mount_with "$b"; proxy_reset "$PPORT"
       c0=$(cpu_of "$MPID")
       json=$("$LOAD" "$m" "$SMNT/model")

@@ -9,9 +9,11 @@
 #   bench/model_bench.sh [SIZE_MIB=4096]        (512 is a quick check)
 #
 # Environment: LATENCY_MS (proxy first-byte latency, 20), BW_MIB (proxy cap per connection,
-# MiB/s, 100; 0 = none), CASE_TIMEOUT (seconds per case, 1800), OBJBENCH_COUNT (64),
+# MiB/s, 100; 0 = none), CASE_TIMEOUT (seconds per case, 1800), OBJBENCH_COUNT (256 objects of 4 MiB: 1 GiB),
 # COLD_RUNS (3: rounds of raw GET, aws cp, s3fs and Sluice's cold shuffled and order
 # loads, in turns; each reports its best run), RCLONE_RUNS (1: rounds that include rclone),
+# STORE_WARM (1: before each network case, after the client's page cache is dropped, the
+# object server's files are read back into memory, as for the raw GET baseline; 0: not),
 # WARMUP_THREADS (16, the CLI default), BENCH_DIR (/var/tmp), KEEP_WORK=1 (keep the temp dir), REPEAT (3:
 # runs of the warm disk cache cases, header order and shuffled, and of a local baseline
 # beside them, in turns; the best of each counts: the local disk's speed swings from run
@@ -65,7 +67,7 @@ sluice_mount() {
   SPID=$(sed -n 's/.*(pid \([0-9]*\).*/\1/p' <<<"$out")
   [ -n "$SPID" ] || SPID=$(pgrep -n -f -- "mount $SMETA $SMNT") || die "no sluice mount process"
 }
-sluice_fresh() { unmount "$SMNT"; rm -rf "$WORK/cache"; drop_caches; sluice_mount; }
+sluice_fresh() { unmount "$SMNT"; rm -rf "$WORK/cache"; cold_client volume; sluice_mount; }
 log "writing the Sluice copy through a mount (s3+http://proxy/volume)"
 "$SLUICE" format "$SMETA" models --storage "s3+http://127.0.0.1:$PPORT/volume" >/dev/null
 sluice_mount
@@ -152,7 +154,7 @@ RAW_GBPS=0; RAW_RUNS=""
 objbench_once() {
   local g
   "$SLUICE" objbench "s3+http://127.0.0.1:$PPORT/volume/objbench?access_key=S3RVER&secret_key=S3RVER" \
-    --threads 16 --count "${OBJBENCH_COUNT:-64}" --json >"$WORK/objbench.json"
+    --threads 16 --count "${OBJBENCH_COUNT:-256}" --json >"$WORK/objbench.json"
   g=$($PY -c 'import json,sys
 r=[r for r in json.load(open(sys.argv[1]))["results"] if r["operation"]=="get" and r["object_size"]==4<<20][0]
 print("%.3f" % (r["mib_per_s"] * 1048576 / 1e9))' "$WORK/objbench.json")
@@ -199,7 +201,7 @@ cold_record() {
 
 aws_once() {
   local t0 j
-  drop_caches; rm -rf "$WORK/dl"; cpu_mark; t0=$(now)
+  cold_client models; rm -rf "$WORK/dl"; cpu_mark; t0=$(now)
   timeout "$CASE_TIMEOUT" "$AWS" --endpoint-url "$PROXY" s3 cp --only-show-errors --recursive \
     s3://models/model/ "$WORK/dl" >&2 || return 1
   j=$(load order "$WORK/dl") || return 1
@@ -214,7 +216,7 @@ s3fs_mount() {
     -o passwd_file="$WORK/s3fs.passwd" -o ro 2>"$WORK/s3fs.log" && wait_mounted "$S3FS"
 }
 s3fs_pid() { pgrep -n -f -- "s3fs .*$S3FS" || true; }
-s3fs_once() { drop_caches; cpu_mark; load order "$S3FS"; }  # s3fs keeps no data cache by default
+s3fs_once() { cold_client models; cpu_mark; load order "$S3FS"; }  # s3fs keeps no data cache by default
 rclone_mount() {
   rm -rf "$WORK/rclone-cache"
   # rclone's S3 SDK fails on AWS_CA_BUNDLE ("unsupported transport"); plain http needs none.
@@ -225,7 +227,7 @@ rclone_mount() {
 rclone_pid() { pgrep -n -f -- "rclone mount .*$RCL" || true; }
 rclone_once() {  # a fresh mount with an empty cache, so every run is cold
   unmount "$RCL"; rclone_mount || return 1
-  drop_caches; cpu_mark; load order "$RCL"
+  cold_client models; cpu_mark; load order "$RCL"
 }
 sluice_pid() { echo "$SPID"; }
 sluice_once() { sluice_fresh; proxy_reset "$PPORT"; cpu_mark; load "$1" "$SMNT/model"; }
@@ -338,7 +340,8 @@ unmount "$SMNT"
 # ---- the table -------------------------------------------------------------------------
 echo
 echo "model: $SIZE_MIB MiB, $(ls "$LOCAL"/*.safetensors | wc -l) shards; proxy ${LATENCY_MS} ms first byte," \
-  "${BW_MIB} MiB/s per connection; raw parallel GET (objbench, 16 threads, 4 MiB, best of ${COLD_RUNS:-3}: $RAW_RUNS): $RAW_GBPS GB/s"
+  "${BW_MIB} MiB/s per connection; raw parallel GET (objbench, 16 threads, ${OBJBENCH_COUNT:-256} × 4 MiB, best of ${COLD_RUNS:-3}: $RAW_RUNS): $RAW_GBPS GB/s;" \
+  "object server's files $([ "${STORE_WARM:-1}" = 0 ] && echo "as the dropped page cache left them" || echo "read back into memory before each network case")"
 # row CASE SECONDS GB/S BASELINE BASE_GB/S RATIO FETCHED/TOUCHED PEAK_MIB SERVER_CPU
 #     OTHER_CPU [NOTE]; MARKDOWN=1: a table row
 row() {

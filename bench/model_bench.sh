@@ -373,4 +373,11 @@ for c in "${CASES[@]}"; do
     "$cs" "$co" "$warn"
 done
 cold=${GBPS[sluice cold, order]:-0}
-echo "target: sluice cold >= 0.8 x raw parallel GET: $cold / $RAW_GBPS = $(awk -v a="$cold" -v b="$RAW_GBPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+# Also round by round: a round's raw GET and Sluice load run within two minutes of each
+# other, and the host's speed swings more than that from one round to the next.
+by_round=""
+[ -z "$RAW_RUNS" ] || by_round=$(awk -v s="${CRUNS[sluice cold, order]:-}" -v r="$RAW_RUNS" 'BEGIN {
+  n = split(s, a, ", "); split(r, b, ", ")
+  for (i = 1; i <= n; i++) printf "%s%s", (i > 1 ? ", " : ""), (b[i] > 0 && a[i] ~ /^[0-9.]+$/ ? sprintf("%.2f", a[i] / b[i]) : "-")
+}')
+echo "target: sluice cold >= 0.8 x raw parallel GET: $cold / $RAW_GBPS = $(awk -v a="$cold" -v b="$RAW_GBPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')${by_round:+ (round by round: $by_round)}"

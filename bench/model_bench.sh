@@ -380,4 +380,8 @@ by_round=""
   n = split(s, a, ", "); split(r, b, ", ")
   for (i = 1; i <= n; i++) printf "%s%s", (i > 1 ? ", " : ""), (b[i] > 0 && a[i] ~ /^[0-9.]+$/ ? sprintf("%.2f", a[i] / b[i]) : "-")
 }')
-echo "target: sluice cold >= 0.8 x raw parallel GET: $cold / $RAW_GBPS = $(awk -v a="$cold" -v b="$RAW_GBPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')${by_round:+ (round by round: $by_round)}"
+if [ -n "${FETCH[sluice cold, 4x]:-}" ]; then
+  echo "target: four cold loaders fetch <= 1.05 x the model: $(awk -v f="${FETCH[sluice cold, 4x]}" \
+    -v t="${TOUCHED[sluice cold, 4x]}" 'BEGIN { printf "%.3f", (t > 0 ? 4 * f / t : 0) }')"
+fi
+[ -z "$RAW_RUNS" ] || echo "target: sluice cold >= 0.8 x raw parallel GET: $cold / $RAW_GBPS = $(awk -v a="$cold" -v b="$RAW_GBPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')${by_round:+ (round by round: $by_round)}"

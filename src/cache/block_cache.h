@@ -70,6 +70,7 @@ struct CacheStats {
   uint64_t disk_dir_errors = 0;
   uint64_t disk_skipped_full = 0;
   uint64_t disk_dropped = 0;  // writes dropped because the write queue was full
+  uint64_t disk_requeued = 0;       // dropped blocks queued again when memory evicted them
   uint64_t disk_pending_bytes = 0;  // queued for writing
   uint64_t disk_file_opens = 0;     // files handed out as they are (open_file): for reads,
                                     // and to read their pages ahead
@@ -132,6 +133,11 @@ class MemoryCache : public BlockCache {
   void put(const std::string& key, std::string data, LoadSum sum = {}) override;
   // put() of a block the caller shares (a tier above also keeps it).
   void put_block(const std::string& key, Block block);
+  // Called with each block evicted to make room (not for erase() or a replaced copy), with
+  // this cache's lock held: it must be quick and must not call back into this cache. Set
+  // before the cache is shared.
+  using EvictHook = std::function<void(const std::string& key, const Block& block)>;
+  void set_evict_hook(EvictHook hook) { evict_hook_ = std::move(hook); }
   void erase(const std::string& key) override;
   CacheStats stats() const override;
 
@@ -151,6 +157,7 @@ class MemoryCache : public BlockCache {
   Result<Block> load(const std::string& key, const Loader& loader);
 
   const uint64_t capacity_;
+  EvictHook evict_hook_;
   mutable std::mutex mu_;       // guards everything below, and every Flight's fields
   std::list<std::string> lru_;  // front = most recently used
   std::unordered_map<std::string, Item> items_;

@@ -97,7 +97,9 @@ void MemoryCache::insert_locked(const std::string& key, Block b) {
   stats_.blocks++;
   items_.emplace(key, Item{std::move(b), lru_.begin()});
   while (stats_.bytes > capacity_) {
-    remove_locked(items_.find(lru_.back()));
+    auto victim = items_.find(lru_.back());
+    if (evict_hook_) evict_hook_(victim->first, victim->second.block);
+    remove_locked(victim);
     stats_.evictions++;
   }
 }

@@ -8,6 +8,7 @@ namespace sluice::cache {
 
 TieredCache::TieredCache(TieredCacheOptions opts, std::unique_ptr<DiskCache> disk)
     : opts_(opts), mem_(opts.memory_capacity), disk_(std::move(disk)) {
+  mem_.set_evict_hook([this](const std::string& key, const Block& block) { on_evict(key, block); });
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -23,6 +24,8 @@ TieredCache::~TieredCache() {
 
 Result<Block> TieredCache::load(const std::string& key, const Loader& loader, bool* from_store) {
   return mem_.get_or_load(key, [&]() -> Result<std::string> {
+    // Evicted from memory but not yet on disk: a copy of the queued block, not a GET.
+    if (Block q = queued(key)) return std::string(*q);
     if (auto data = disk_->get(key)) return std::move(*data);
     Result<std::string> data = loader();
     *from_store = data.ok();
@@ -58,6 +61,15 @@ bool TieredCache::contains(const std::string& key) {
   return mem_.contains(key) || on_disk_or_queued(key);
 }
 
+Block TieredCache::queued(const std::string& key) {
+  std::lock_guard lk(qmu_);
+  if (writing_ == key) return writing_block_;
+  for (const Pending& p : queue_) {
+    if (p.key == key) return p.block;
+  }
+  return nullptr;
+}
+
 bool TieredCache::on_disk_or_queued(const std::string& key) {
   {
     std::lock_guard lk(qmu_);
@@ -87,6 +99,7 @@ void TieredCache::erase(const std::string& key) {
   mem_.erase(key);
   {
     std::unique_lock lk(qmu_);
+    dropped_keys_.erase(key);
     for (auto it = queue_.begin(); it != queue_.end();) {
       if (it->key == key) {
         pending_bytes_ -= it->block->size();
@@ -130,6 +143,7 @@ CacheStats TieredCache::stats() const {
   s.disk_remembered = d.remembered;
   std::lock_guard lk(qmu_);
   s.disk_dropped = dropped_;
+  s.disk_requeued = requeued_;
   s.disk_pending_bytes = pending_bytes_;
   return s;
 }
@@ -146,10 +160,27 @@ void TieredCache::enqueue(const std::string& key, Block block, bool wait, LoadSu
     if (wait) idle_cv_.wait(lk, [&] { return stop_ || room() || (queue_.empty() && !busy_); });
     if (stop_ || (!wait && !room())) {
       dropped_++;
+      if (!stop_ && dropped_keys_.size() < kMaxDropped) dropped_keys_[key] = sum;
       return;
     }
+    dropped_keys_.erase(key);
     pending_bytes_ += block->size();
     queue_.push_back(Pending{key, std::move(block), sum});
+  }
+  qcv_.notify_one();
+}
+
+void TieredCache::on_evict(const std::string& key, const Block& block) {
+  {
+    std::lock_guard lk(qmu_);
+    auto it = dropped_keys_.find(key);
+    if (it == dropped_keys_.end()) return;
+    const LoadSum sum = it->second;
+    dropped_keys_.erase(it);
+    if (stop_ || pending_bytes_ + block->size() > opts_.max_pending_bytes) return;
+    pending_bytes_ += block->size();
+    queue_.push_back(Pending{key, block, sum});
+    requeued_++;
   }
   qcv_.notify_one();
 }
@@ -162,12 +193,14 @@ void TieredCache::writer_loop() {
     Pending p = std::move(queue_.front());
     queue_.pop_front();
     writing_ = p.key;
+    writing_block_ = p.block;
     busy_ = true;
     lk.unlock();
     disk_->put(p.key, *p.block, p.sum);  // failures are counted and logged by the disk tier
     lk.lock();
     pending_bytes_ -= p.block->size();
     writing_.clear();
+    writing_block_.reset();
     busy_ = false;
     idle_cv_.notify_all();
   }

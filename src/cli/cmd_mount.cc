@@ -199,11 +199,11 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   const cache::CacheStats cs = vfs.block_cache().stats();
   LOG_INFO(
       "block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
-      "disk_written_blocks {} disk_dropped {} disk_corrupt {} disk_file_opens {} "
-      "disk_remembered {}",
+      "disk_written_blocks {} disk_dropped {} disk_requeued {} disk_corrupt {} "
+      "disk_file_opens {} disk_remembered {}",
       cs.hits, cs.misses, cs.shared, cs.evictions, cs.disk_hits, cs.disk_misses,
-      cs.disk_written_blocks, cs.disk_dropped, cs.disk_corrupt, cs.disk_file_opens,
-      cs.disk_remembered);
+      cs.disk_written_blocks, cs.disk_dropped, cs.disk_requeued, cs.disk_corrupt,
+      cs.disk_file_opens, cs.disk_remembered);
   if (!served.ok()) return served;
   if (!stopped.ok()) {
     return Status(stopped.code(), "unmounted, but closing the session failed: " +

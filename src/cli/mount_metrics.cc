@@ -108,6 +108,9 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
       cs.disk_skipped_full);
     c("sluice_disk_cache_skipped_total{reason=\"queue\"}", "blocks not cached on disk",
       cs.disk_dropped);
+    c("sluice_disk_cache_requeued_total",
+      "blocks dropped from the full write queue, queued again when memory evicted them",
+      cs.disk_requeued);
     g("sluice_disk_cache_bytes", "bytes held by the disk cache", static_cast<double>(cs.disk_bytes));
     g("sluice_disk_cache_blocks", "blocks held by the disk cache",
       static_cast<double>(cs.disk_blocks));

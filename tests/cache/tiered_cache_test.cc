@@ -226,6 +226,81 @@ TEST_F(TieredCacheTest, FullQueueDropsDiskWritesNotReads) {
   EXPECT_EQ(c->stats().disk_dropped, 1u);
 }
 
+// A block dropped from a full queue gets a second chance when memory evicts it: it is
+// queued then, if there is room, and reaches the disk without being loaded again (a reader
+// further behind, another loader of the same model, then finds it there).
+TEST_F(TieredCacheTest, ADroppedBlockIsQueuedAgainWhenMemoryEvictsIt) {
+  TieredCacheOptions o;
+  o.max_pending_bytes = 1500;           // one 1000-byte block at a time
+  o.memory_capacity = kThreads * 1000;  // the first batch, exactly
+  std::atomic<int> loads{0};
+  auto loader = [&](char ch) {
+    return [&loads, ch] {
+      loads++;
+      return Result<std::string>(std::string(1000, ch));
+    };
+  };
+  // Loads from kThreads threads at once until the queue was full for some of them (almost
+  // always the first try); each try on a fresh cache.
+  std::unique_ptr<TieredCache> c;
+  uint64_t dropped = 0;
+  for (int attempt = 0; attempt < 20 && dropped == 0; attempt++) {
+    c.reset();
+    c = make(o, root_ + "/c" + std::to_string(attempt));
+    loads = 0;
+    std::latch start(kThreads);
+    std::vector<std::thread> ts;
+    for (int i = 0; i < kThreads; i++) {
+      ts.emplace_back([&, i] {
+        start.arrive_and_wait();
+        ASSERT_TRUE(c->get_or_load("r" + std::to_string(i), loader('r')).ok());
+      });
+    }
+    for (auto& t : ts) t.join();
+    c->drain();
+    dropped = c->stats().disk_dropped;
+  }
+  ASSERT_GT(dropped, 0u) << "the queue never filled";
+  int off_disk = 0;
+  for (int i = 0; i < kThreads; i++)
+    off_disk += c->disk().contains("r" + std::to_string(i)) ? 0 : 1;
+  EXPECT_EQ(off_disk, static_cast<int>(dropped));
+  // New blocks, one at a time with the queue drained in between: each evicts one of the
+  // first batch, which finds the queue empty.
+  for (int i = 0; i < kThreads; i++) {
+    ASSERT_TRUE(c->get_or_load("n" + std::to_string(i), loader('n')).ok());
+    c->drain();
+  }
+  for (int i = 0; i < kThreads; i++) {
+    EXPECT_EQ(c->disk().get("r" + std::to_string(i)), std::string(1000, 'r')) << i;
+  }
+  EXPECT_EQ(c->stats().disk_requeued, dropped);
+  EXPECT_EQ(loads.load(), 2 * kThreads);  // none of the first batch loaded again
+}
+
+// A block evicted from memory while it waits for the disk writer is served from the queue,
+// not loaded again.
+TEST_F(TieredCacheTest, ABlockEvictedWhileQueuedIsNotLoadedAgain) {
+  TieredCacheOptions o;
+  o.memory_capacity = 1000;  // one block: each put evicts the one before
+  auto c = make(o);
+  int loads = 0;
+  auto loader = [&] {
+    loads++;
+    return Result<std::string>(std::string("loaded"));
+  };
+  for (int i = 0; i < 200; i++) {
+    const std::string key = "w" + std::to_string(i);
+    c->put(key, std::string(1000, static_cast<char>('a' + i % 26)));
+    if (i == 0) continue;
+    const std::string prev = "w" + std::to_string(i - 1);
+    auto r = c->get_or_load(prev, loader);  // evicted by the put: queued, or on disk
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(**r == std::string(1000, static_cast<char>('a' + (i - 1) % 26))) << prev;
+  }
+  EXPECT_EQ(loads, 0);
+}
+
 TEST_F(TieredCacheTest, FillWaitsForTheQueueAndWritesBlocksHeldOnlyInMemory) {
   TieredCacheOptions o;
   o.max_pending_bytes = 1500;  // one 1000-byte block at a time

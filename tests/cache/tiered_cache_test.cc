@@ -47,6 +47,27 @@ class TieredCacheTest : public ::testing::Test {
     (*disk)->wait_scan();
     return std::make_unique<TieredCache>(o, std::move(disk).value());
   }
+  // A loader of 1000 bytes of ch that counts its runs in *loads.
+  static auto counting_loader(std::atomic<int>& loads, char ch) {
+    return [&loads, ch] {
+      loads++;
+      return Result<std::string>(std::string(1000, ch));
+    };
+  }
+  // get_or_load of "r0".."r<kThreads-1>" (counting_loader 'r'), one key per thread, the
+  // threads released together; then drains the disk writer.
+  static void load_r_keys_together(TieredCache& c, std::atomic<int>& loads) {
+    std::latch start(kThreads);
+    std::vector<std::thread> ts;
+    for (int i = 0; i < kThreads; i++) {
+      ts.emplace_back([&, i] {
+        start.arrive_and_wait();
+        ASSERT_TRUE(c.get_or_load("r" + std::to_string(i), counting_loader(loads, 'r')).ok());
+      });
+    }
+    for (auto& t : ts) t.join();
+    c.drain();
+  }
   // Runs get_or_load(key) on kThreads threads released together; returns the results.
   std::vector<std::string> load_together(TieredCache& c, const std::string& key,
                                          const Loader& loader) {
@@ -234,12 +255,6 @@ TEST_F(TieredCacheTest, ADroppedBlockIsQueuedAgainWhenMemoryEvictsIt) {
   o.max_pending_bytes = 1500;           // one 1000-byte block at a time
   o.memory_capacity = kThreads * 1000;  // the first batch, exactly
   std::atomic<int> loads{0};
-  auto loader = [&](char ch) {
-    return [&loads, ch] {
-      loads++;
-      return Result<std::string>(std::string(1000, ch));
-    };
-  };
   // Loads from kThreads threads at once until the queue was full for some of them (almost
   // always the first try); each try on a fresh cache.
   std::unique_ptr<TieredCache> c;
@@ -248,16 +263,7 @@ TEST_F(TieredCacheTest, ADroppedBlockIsQueuedAgainWhenMemoryEvictsIt) {
     c.reset();
     c = make(o, root_ + "/c" + std::to_string(attempt));
     loads = 0;
-    std::latch start(kThreads);
-    std::vector<std::thread> ts;
-    for (int i = 0; i < kThreads; i++) {
-      ts.emplace_back([&, i] {
-        start.arrive_and_wait();
-        ASSERT_TRUE(c->get_or_load("r" + std::to_string(i), loader('r')).ok());
-      });
-    }
-    for (auto& t : ts) t.join();
-    c->drain();
+    load_r_keys_together(*c, loads);
     dropped = c->stats().disk_dropped;
   }
   ASSERT_GT(dropped, 0u) << "the queue never filled";
@@ -268,7 +274,7 @@ TEST_F(TieredCacheTest, ADroppedBlockIsQueuedAgainWhenMemoryEvictsIt) {
   // New blocks, one at a time with the queue drained in between: each evicts one of the
   // first batch, which finds the queue empty.
   for (int i = 0; i < kThreads; i++) {
-    ASSERT_TRUE(c->get_or_load("n" + std::to_string(i), loader('n')).ok());
+    ASSERT_TRUE(c->get_or_load("n" + std::to_string(i), counting_loader(loads, 'n')).ok());
     c->drain();
   }
   for (int i = 0; i < kThreads; i++) {
@@ -307,23 +313,10 @@ TEST_F(TieredCacheTest, FillWaitsForTheQueueAndWritesBlocksHeldOnlyInMemory) {
   auto c = make(o);
   // A reader's load whose disk write is dropped: the block is in memory only.
   std::atomic<int> loads{0};
-  auto loader = [&](char ch) {
-    return [&loads, ch] {
-      loads++;
-      return Result<std::string>(std::string(1000, ch));
-    };
-  };
-  std::latch start(kThreads);
-  std::vector<std::thread> ts;
-  for (int i = 0; i < kThreads; i++) {
-    ts.emplace_back([&, i] {
-      start.arrive_and_wait();
-      ASSERT_TRUE(c->get_or_load("r" + std::to_string(i), loader('r')).ok());
-    });
-  }
-  for (auto& t : ts) t.join();
-  c->drain();
+  auto loader = [&](char ch) { return counting_loader(loads, ch); };
+  load_r_keys_together(*c, loads);
   const uint64_t dropped = c->stats().disk_dropped;
+  std::vector<std::thread> ts;
   // Warmup's fills of the same keys and of new ones, from as many threads: nothing is
   // dropped, the blocks held in memory are not loaded again, and all end up on disk.
   std::latch start2(kThreads);

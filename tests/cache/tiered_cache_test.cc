@@ -316,11 +316,10 @@ TEST_F(TieredCacheTest, FillWaitsForTheQueueAndWritesBlocksHeldOnlyInMemory) {
   auto loader = [&](char ch) { return counting_loader(loads, ch); };
   load_r_keys_together(*c, loads);
   const uint64_t dropped = c->stats().disk_dropped;
-  std::vector<std::thread> ts;
   // Warmup's fills of the same keys and of new ones, from as many threads: nothing is
   // dropped, the blocks held in memory are not loaded again, and all end up on disk.
   std::latch start2(kThreads);
-  ts.clear();
+  std::vector<std::thread> ts;
   for (int i = 0; i < kThreads; i++) {
     ts.emplace_back([&, i] {
       start2.arrive_and_wait();

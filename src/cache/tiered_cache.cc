@@ -160,7 +160,10 @@ void TieredCache::enqueue(const std::string& key, Block block, bool wait, LoadSu
     if (wait) idle_cv_.wait(lk, [&] { return stop_ || room() || (queue_.empty() && !busy_); });
     if (stop_ || (!wait && !room())) {
       dropped_++;
-      if (!stop_ && dropped_keys_.size() < kMaxDropped) dropped_keys_[key] = sum;
+      // Remembered only if memory can hold it: else no eviction would ever come for it.
+      if (!stop_ && block->size() <= opts_.memory_capacity && dropped_keys_.size() < kMaxDropped) {
+        dropped_keys_[key] = sum;
+      }
       return;
     }
     dropped_keys_.erase(key);

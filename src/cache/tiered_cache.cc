@@ -63,7 +63,7 @@ bool TieredCache::contains(const std::string& key) {
 
 Block TieredCache::queued(const std::string& key) {
   std::lock_guard lk(qmu_);
-  if (writing_ == key) return writing_block_;
+  if (writing_.key == key) return writing_.block;
   for (const Pending& p : queue_) {
     if (p.key == key) return p.block;
   }
@@ -71,14 +71,7 @@ Block TieredCache::queued(const std::string& key) {
 }
 
 bool TieredCache::on_disk_or_queued(const std::string& key) {
-  {
-    std::lock_guard lk(qmu_);
-    if (writing_ == key) return true;
-    for (const Pending& p : queue_) {
-      if (p.key == key) return true;
-    }
-  }
-  return disk_->contains(key);
+  return queued(key) != nullptr || disk_->contains(key);
 }
 
 void TieredCache::put(const std::string& key, std::string data, LoadSum sum) {
@@ -109,7 +102,7 @@ void TieredCache::erase(const std::string& key) {
       }
     }
     // A write of this key in progress would recreate the file after the erase.
-    idle_cv_.wait(lk, [&] { return writing_ != key; });
+    idle_cv_.wait(lk, [&] { return writing_.key != key; });
   }
   disk_->erase(key);
 }
@@ -195,15 +188,13 @@ void TieredCache::writer_loop() {
     if (queue_.empty()) return;  // stopping, and everything is written
     Pending p = std::move(queue_.front());
     queue_.pop_front();
-    writing_ = p.key;
-    writing_block_ = p.block;
+    writing_ = p;
     busy_ = true;
     lk.unlock();
     disk_->put(p.key, *p.block, p.sum);  // failures are counted and logged by the disk tier
     lk.lock();
     pending_bytes_ -= p.block->size();
-    writing_.clear();
-    writing_block_.reset();
+    writing_ = {};
     busy_ = false;
     idle_cv_.notify_all();
   }

@@ -98,8 +98,7 @@ class TieredCache : public BlockCache {
   std::condition_variable idle_cv_; // drain/erase wait for the writer
   std::deque<Pending> queue_;
   uint64_t pending_bytes_ = 0;
-  std::string writing_;  // key being written now ("" when none)
-  Block writing_block_;  // its block
+  Pending writing_;  // the block being written now (key "" when none)
   bool busy_ = false;
   bool stop_ = false;
   uint64_t dropped_ = 0;

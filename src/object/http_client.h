@@ -6,6 +6,10 @@
 // low-speed abort (a transfer slower than low_speed_bytes per second for low_speed_time_s
 // seconds fails) bound every request without capping the size of a body.
 //
+// Bodies over plain HTTP are received in large pieces: each handle keeps at most one
+// connection, whose socket it knows, and raises that socket's receive low-water mark
+// (SO_RCVLOWAT) while a long body arrives, so the kernel wakes the thread less often.
+//
 // perform() reports transport failures only, as one-line statuses naming the endpoint:
 // kUnavailable "cannot reach HOST:PORT: <curl error>" when no connection could be made,
 // kUnavailable for connections that broke, kTimeout for stalls. Every HTTP status,
@@ -60,13 +64,15 @@ class HttpClient {
   // endpoint ("host:port") names the server in error messages.
   Result<HttpResponse> perform(const HttpRequest& req, const std::string& endpoint);
 
+  struct Handle;  // internal: a pooled curl easy handle and the socket of its connection
+
  private:
-  void* acquire();
-  void release(void* handle);
+  Handle* acquire();
+  void release(Handle* handle);
 
   const HttpOptions options_;
   std::mutex mu_;
-  std::vector<void*> idle_;  // CURL* handles, guarded by mu_
+  std::vector<Handle*> idle_;  // guarded by mu_
 };
 
 }  // namespace sluice::object

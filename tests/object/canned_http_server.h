@@ -20,6 +20,35 @@
 
 namespace sluice::testing {
 
+// A TCP socket listening on 127.0.0.1 at a free port, its port in *port; -1 (and a test
+// failure) if there is none.
+inline int listen_on_loopback(int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 16) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ADD_FAILURE() << "cannot listen on loopback";
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// The next connection on the listening fd, or -1 once *stop is set (polled every 20 ms).
+inline int accept_until(int fd, const std::atomic<bool>& stop) {
+  while (!stop) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    int conn = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn >= 0) return conn;
+  }
+  return -1;
+}
+
 class CannedHttpServer {
  public:
   struct Reply {
@@ -28,19 +57,8 @@ class CannedHttpServer {
   };
 
   explicit CannedHttpServer(std::vector<Reply> replies) : replies_(std::move(replies)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(fd_, 16) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "cannot listen on loopback";
-      return;
-    }
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { serve(); });
+    fd_ = listen_on_loopback(&port_);
+    if (fd_ >= 0) thread_ = std::thread([this] { serve(); });
   }
 
   ~CannedHttpServer() {
@@ -58,14 +76,7 @@ class CannedHttpServer {
 
  private:
   void serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      int conn = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (conn < 0) continue;
-      answer(conn);
-      ::close(conn);
-    }
+    for (int conn; (conn = accept_until(fd_, stop_)) >= 0; ::close(conn)) answer(conn);
   }
 
   void answer(int conn) {

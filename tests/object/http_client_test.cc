@@ -4,9 +4,7 @@
 // without stalling; a body cut short fails the request and the next one connects again.
 #include "object/http_client.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +14,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "canned_http_server.h"
 
 namespace sluice::object {
 namespace {
@@ -35,19 +35,8 @@ class PacedServer {
   static constexpr size_t kPiece = (64 << 10) + 7;  // odd, so pieces straddle any mark
 
   explicit PacedServer(size_t cut_at = 0) : cut_at_(cut_at) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(fd_, 16) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "cannot listen on loopback";
-      return;
-    }
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { serve(); });
+    fd_ = testing::listen_on_loopback(&port_);
+    if (fd_ >= 0) thread_ = std::thread([this] { serve(); });
   }
 
   ~PacedServer() {
@@ -64,15 +53,10 @@ class PacedServer {
 
  private:
   void serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      int conn = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (conn < 0) continue;
+    for (int conn; (conn = testing::accept_until(fd_, stop_)) >= 0; ::close(conn)) {
       connections_++;
       while (!stop_ && answer(conn)) {
       }
-      ::close(conn);
     }
   }
 

@@ -3,7 +3,8 @@
 # proxy, loaded by bench/load_safetensors in turns, each load on a fresh mount of its own,
 # so that a change can be measured against header order, or against another build, on
 # the same machine minutes apart. Per load it prints seconds, GB/s, the GETs and bytes the
-# proxy served (with the GETs in flight: mean/most at once), and the mount's CPU seconds;
+# proxy served (with the GETs in flight: mean/most at once), the mount's CPU seconds, its
+# page faults (minor) and its peak RSS (VmHWM: since the mount started, a mount per load);
 # per turn, each mode's speed over header order's (of the same binary). With each load, the
 # CPU seconds s3rver and the proxy used (servers CPU) and the seconds the machine's cores
 # sat idle, which say whether the load was bound by the CPU they all share.
@@ -50,6 +51,8 @@ mount_with() {
   MPID=$(sed -n 's/.*(pid \([0-9]*\).*/\1/p' <<<"$out")
 }
 cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+faults_of() { awk '{ print $10 }' "/proc/$1/stat"; }
+peak_mib_of() { awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$1/status"; }
 # The machine's idle ticks, all cores (iowait not counted): near 0 over a load means the
 # load was bound by the CPU that the mount, the loader, s3rver and the proxy share.
 idle_ticks() { awk '/^cpu / { print $5 }' /proc/stat; }
@@ -67,9 +70,10 @@ for ((r = 1; r <= ${RUNS:-3}; r++)); do
         if [ "$CACHE" = cold ]; then cold_client volume; else drop_caches; fi
       fi
       mount_with "$b"; proxy_reset "$PPORT"
-      c0=$(cpu_of "$MPID"); cpu_mark; i0=$(idle_ticks)
+      c0=$(cpu_of "$MPID"); f0=$(faults_of "$MPID"); cpu_mark; i0=$(idle_ticks)
       json=$("$LOAD" "$m" "$SMNT/model")
       c1=$(cpu_of "$MPID"); split=$(cpu_split); i1=$(idle_ticks)
+      f1=$(faults_of "$MPID"); peak=$(peak_mib_of "$MPID")
       stats=$(curl -sf "http://127.0.0.1:$PPORT/__stats")
       unmount "$SMNT"
       secs=$(json_get seconds <<<"$json"); touched=$(json_get bytes_touched <<<"$json")
@@ -78,11 +82,12 @@ for ((r = 1; r <= ${RUNS:-3}; r++)); do
       [ "$m" = order ] && ORDER_S[$b]=$secs
       ratio=$(awk -v o="${ORDER_S[$b]:-0}" -v s="$secs" -v m="$m" \
         'BEGIN { if (m == "shuffle" && o > 0) printf " %.2f x order", o / s }')
-      printf '%s turn %d %-7s %7.2f s %6.3f GB/s  GETs %5s (in flight %s)  fetched/touched %.2f  mount CPU %.1f s  servers CPU %s s  idle %.1f s%s\n' \
+      printf '%s turn %d %-7s %7.2f s %6.3f GB/s  GETs %5s (in flight %s)  fetched/touched %.2f  mount CPU %.1f s (faults %d, peak %d MiB)  servers CPU %s s  idle %.1f s%s\n' \
         "$b" "$r" "$m" "$secs" \
         "$(awk -v t="$touched" -v s="$secs" 'BEGIN { print t / s / 1e9 }')" "${gets:-0}" "$inflight" \
         "$(awk -v f="${bytes:-0}" -v t="$touched" 'BEGIN { print (t > 0 ? f / t : 0) }')" \
-        "$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { print c / hz }')" "${split%% *}" \
+        "$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { print c / hz }')" \
+        $((f1 - f0)) "$peak" "${split%% *}" \
         "$(awk -v c=$((i1 - i0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { print c / hz }')" "$ratio"
     done
   done

@@ -101,8 +101,8 @@ std::string hostname() {
 // (at most 64 MiB each) are trimmed and faulted in again regardless of the trim
 // threshold. Measured, cold 1 GiB loads through the benchmark's proxy (docs/
 // benchmarks.md, twelfth session): page faults 60,000-64,000 -> 46,000, mount CPU
-// 2.40-2.63 -> 2.10-2.15 s, peak RSS 252-271 -> 196-197 MiB. The allocations are few
-// and large on the data path (a block each), so the one arena's lock is not contended.
+// 2.40-2.63 -> 2.10-2.15 s, peak RSS 252-271 -> 196-197 MiB; shuffled loads, with the
+// most threads at work, ran faster too, so the one arena's lock shows no contention.
 // A user's MALLOC_ARENA_MAX or glibc.malloc.arena_max tunable wins.
 void tune_malloc_for_blocks() {
   if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 0) LOG_WARN("mount: mallopt failed");

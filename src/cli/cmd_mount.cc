@@ -97,13 +97,13 @@ std::string hostname() {
 //
 // One arena for all threads: with an arena per thread (glibc's default, up to 8 per
 // core), a block is allocated in its fetching thread's arena and freed in another
-// thread's, each arena's heap grows to its own peak, and the heaps of secondary arenas
-// (at most 64 MiB each) are trimmed and faulted in again regardless of the trim
-// threshold. Measured, cold 1 GiB loads through the benchmark's proxy (docs/
-// benchmarks.md, twelfth session): page faults 60,000-64,000 -> 46,000, mount CPU
-// 2.40-2.63 -> 2.10-2.15 s, peak RSS 252-271 -> 196-197 MiB; shuffled loads, with the
-// most threads at work, ran faster too, so the one arena's lock shows no contention.
-// A user's MALLOC_ARENA_MAX or glibc.malloc.arena_max tunable wins.
+// thread's, memory freed into one arena is reused only by the threads allocating from
+// it, and each arena's heap grows to its own peak (why secondary arenas' pages still
+// fault in again under the trim threshold was not traced into glibc). Measured, cold 1 GiB loads
+// through the benchmark's proxy (docs/ benchmarks.md, twelfth session): page faults 60,000-64,000
+// -> 46,000, mount CPU 2.40-2.63 -> 2.10-2.15 s, peak RSS 252-271 -> 196-197 MiB; shuffled loads,
+// with the most threads at work, ran faster too, so the one arena's lock shows no contention. A
+// user's MALLOC_ARENA_MAX or glibc.malloc.arena_max tunable wins.
 void tune_malloc_for_blocks() {
   if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 0) LOG_WARN("mount: mallopt failed");
   mallopt(M_TRIM_THRESHOLD, 256 << 20);

@@ -100,7 +100,7 @@ std::string hostname() {
 // thread's, memory freed into one arena is reused only by the threads allocating from
 // it, and each arena's heap grows to its own peak (why secondary arenas' pages still
 // fault in again under the trim threshold was not traced into glibc). Measured, cold 1 GiB loads
-// through the benchmark's proxy (docs/ benchmarks.md, twelfth session): page faults 60,000-64,000
+// through the benchmark's proxy (docs/benchmarks.md, twelfth session): page faults 60,000-64,000
 // -> 46,000, mount CPU 2.40-2.63 -> 2.10-2.15 s, peak RSS 252-271 -> 196-197 MiB; shuffled loads,
 // with the most threads at work, ran faster too, so the one arena's lock shows no contention. A
 // user's MALLOC_ARENA_MAX or glibc.malloc.arena_max tunable wins.

@@ -20,6 +20,10 @@
 # to run; and of each page-cache-warm case, best of REPEAT),
 # ONLY="lazy shuffle ..." (run just these loaders, on the local directory and cold on
 # Sluice; no objbench, aws, s3fs, rclone, warmup or disk-cache cases; default: everything).
+# CACHE_SIZE (the mounts' --cache-size: 2 x the model, 3 x with passthrough).
+# Where the build has `mount --passthrough`, warmup runs on a mount with it (so it makes
+# each file's whole copy, docs/cache.md "Passthrough"), and the warm disk cache loads run
+# both without it and with it, in the same turns.
 #
 # Cases that need Sluice features not in this build (--cache-dir, `sluice warmup`) print
 # "skipped: needs ...". Needs root (drop_caches, mounts), node, s3rver in .tools/, awscli,
@@ -35,9 +39,13 @@ WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sluice-modelbench.XXXXXX")
 source "$ROOT/bench/lib.sh"
 model_bench_start
 
-HAVE_CACHE_DIR=false; HAVE_WARMUP=false
+HAVE_CACHE_DIR=false; HAVE_WARMUP=false; HAVE_PASSTHROUGH=false
 # grep without -q: an early exit would SIGPIPE the writer and fail the pipeline (pipefail).
 "$SLUICE" mount --help 2>/dev/null | grep -- --cache-dir >/dev/null && HAVE_CACHE_DIR=true
+"$SLUICE" mount --help 2>/dev/null | grep -- --passthrough >/dev/null && HAVE_PASSTHROUGH=true
+# Options of the next sluice_mount beyond the cache's (--passthrough for the cases that
+# use the whole-file copies warmup makes).
+MOUNT_EXTRA=()
 "$SLUICE" warmup --help >/dev/null 2>&1 && HAVE_WARMUP=true
 
 # ---- servers and the model -------------------------------------------------------------
@@ -59,8 +67,12 @@ SPID=
 sluice_mount() {
   local extra=()
   if $HAVE_CACHE_DIR; then
-    extra=(--cache-dir "$WORK/cache" --cache-size "${CACHE_SIZE:-$((SIZE_MIB * 2))M}")
+    # Room for the blocks and, with passthrough, the whole-file copies beside them.
+    local times=2
+    if $HAVE_PASSTHROUGH; then times=3; fi
+    extra=(--cache-dir "$WORK/cache" --cache-size "${CACHE_SIZE:-$((SIZE_MIB * times))M}")
   fi
+  extra+=(${MOUNT_EXTRA[@]+"${MOUNT_EXTRA[@]}"})
   local out  # "mounted volume 'models' at DIR (pid N, log FILE)"
   out=$(timeout 120 "$SLUICE" mount "$SMETA" "$SMNT" --log "$WORK/sluice-mount.log" "${extra[@]}") ||
     die "sluice mount failed (see $WORK/sluice-mount.log; KEEP_WORK=1 keeps it)"
@@ -280,7 +292,11 @@ done
 if [ -n "$ONLY" ]; then
   :
 elif $HAVE_WARMUP && $HAVE_CACHE_DIR; then
-  sluice_fresh; proxy_reset "$PPORT"; cpu_mark; t0=$(now)
+  # With passthrough, warmup also makes each file's whole copy, which the load after it
+  # and the passthrough disk cache cases below read.
+  AFTER="sluice after warmup"
+  if $HAVE_PASSTHROUGH; then MOUNT_EXTRA=(--passthrough); AFTER="sluice after warmup, passthrough"; fi
+  sluice_fresh; MOUNT_EXTRA=(); proxy_reset "$PPORT"; cpu_mark; t0=$(now)
   if timeout "$CASE_TIMEOUT" "$SLUICE" warmup "$SMNT/model" -p "${WARMUP_THREADS:-16}" >"$WORK/warmup.out" 2>&1; then
     # The time first: summing the model's size by reading it (as this once did, with the
     # page cache dropped) added seconds of local disk reads to the warmup's time.
@@ -288,9 +304,9 @@ elif $HAVE_WARMUP && $HAVE_CACHE_DIR; then
     bytes=$(stat -c %s "$LOCAL"/*.safetensors | awk '{n += $1} END {print n}')
     record "sluice warmup (prefetch)" "" "{\"bytes_touched\":$bytes}" "$(proxy_get_bytes "$PPORT")" \
       "$(peak_rss_mib "$SPID")" "$secs"
-    drop_caches; measure "sluice after warmup" "local order" order "$SMNT/model" "$SPID"
+    drop_caches; measure "$AFTER" "local order" order "$SMNT/model" "$SPID"
   else
-    skip "sluice after warmup" "sluice warmup failed: $(tail -1 "$WORK/warmup.out")"
+    skip "$AFTER" "sluice warmup failed: $(tail -1 "$WORK/warmup.out")"
   fi
 else
   skip "sluice after warmup" "needs 'sluice warmup' and 'mount --cache-dir'"
@@ -302,24 +318,36 @@ elif $HAVE_CACHE_DIR; then
   # The local disk's speed swings run to run (its host's cache), so this case and a local
   # baseline run in turns, REPEAT times each, and each reports its best run.
   # The shuffled load takes the same turns: its target is a ratio to the header-order one.
+  # With passthrough (and the copies warmup made), the same loads run a third and fourth
+  # time in each turn, on a mount with --passthrough.
   lbest=""; sbest=""; shbest=""; speak=0; sfetch=0; shfetch=0
-  # warm_run MODE: one load of the remounted, disk-cache-warm model (run in this shell,
-  # since sluice_mount sets SPID): its JSON line in WARM_JSON, the proxy's GET bytes in
-  # WARM_FETCH; raises speak.
+  pbest=""; pshbest=""; ppeak=0; pfetch=0; pshfetch=0
+  # warm_run MODE [MOUNT OPTION...]: one load of the remounted, disk-cache-warm model (run
+  # in this shell, since sluice_mount sets SPID): its JSON line in WARM_JSON, the proxy's
+  # GET bytes in WARM_FETCH; the mount's peak memory in WARM_PEAK.
   warm_run() {
-    local p
-    unmount "$SMNT"; drop_caches; sluice_mount; proxy_reset "$PPORT"
-    WARM_JSON=$(load "$1" "$SMNT/model") || return 1
+    local m=$1
+    shift
+    unmount "$SMNT"; drop_caches; MOUNT_EXTRA=("$@"); sluice_mount; MOUNT_EXTRA=(); proxy_reset "$PPORT"
+    WARM_JSON=$(load "$m" "$SMNT/model") || return 1
     WARM_FETCH=$(proxy_get_bytes "$PPORT"); WARM_FETCH=${WARM_FETCH:-0}  # "" when none
-    p=$(peak_rss_mib "$SPID"); if [[ $p =~ ^[0-9]+$ ]] && ((p > speak)); then speak=$p; fi
+    WARM_PEAK=$(peak_rss_mib "$SPID")
   }
+  raise() { [[ $2 =~ ^[0-9]+$ ]] && (($2 > ${!1})) && printf -v "$1" %s "$2"; return 0; }
   for ((i = 0; i < ${REPEAT:-3}; i++)); do
     drop_caches; j=$(load order "$LOCAL") && lbest=$(faster "$lbest" "$j")
     if warm_run order; then
-      sbest=$(faster "$sbest" "$WARM_JSON"); ((WARM_FETCH <= sfetch)) || sfetch=$WARM_FETCH
+      sbest=$(faster "$sbest" "$WARM_JSON"); raise sfetch "$WARM_FETCH"; raise speak "$WARM_PEAK"
     fi
     if wanted shuffle && warm_run shuffle; then
-      shbest=$(faster "$shbest" "$WARM_JSON"); ((WARM_FETCH <= shfetch)) || shfetch=$WARM_FETCH
+      shbest=$(faster "$shbest" "$WARM_JSON"); raise shfetch "$WARM_FETCH"; raise speak "$WARM_PEAK"
+    fi
+    $HAVE_PASSTHROUGH || continue
+    if warm_run order --passthrough; then
+      pbest=$(faster "$pbest" "$WARM_JSON"); raise pfetch "$WARM_FETCH"; raise ppeak "$WARM_PEAK"
+    fi
+    if wanted shuffle && warm_run shuffle --passthrough; then
+      pshbest=$(faster "$pshbest" "$WARM_JSON"); raise pshfetch "$WARM_FETCH"; raise ppeak "$WARM_PEAK"
     fi
   done
   MODE["local order, beside the disk cache case"]=order; MODE["sluice disk cache warm, remounted"]=order
@@ -331,6 +359,16 @@ elif $HAVE_CACHE_DIR; then
     MODE["sluice disk cache warm, remounted, shuffle"]=shuffle
     record "sluice disk cache warm, remounted, shuffle" "sluice disk cache warm, remounted" \
       "$shbest" "$shfetch" "$speak"
+  fi
+  if [ -n "$pbest" ]; then
+    MODE["sluice disk cache warm, passthrough"]=order
+    record "sluice disk cache warm, passthrough" "local order, beside the disk cache case" "$pbest" \
+      "$pfetch" "$ppeak"
+  fi
+  if [ -n "$pshbest" ]; then
+    MODE["sluice disk cache warm, passthrough, shuffle"]=shuffle
+    record "sluice disk cache warm, passthrough, shuffle" "sluice disk cache warm, passthrough" \
+      "$pshbest" "$pshfetch" "$ppeak"
   fi
 else
   skip "sluice disk cache warm, remounted" "needs 'mount --cache-dir'"

@@ -820,6 +820,74 @@ void DiskCache::erase(const std::string& key) {
   ::unlink(file_path(di, key).c_str());
 }
 
+Result<std::string> DiskCache::raw_begin(const std::string& key, uint64_t size) {
+  const size_t di = dir_of(key);
+  Dir& d = dirs_[di];
+  std::vector<std::string> doomed;
+  bool room;
+  {
+    std::lock_guard lk(mu_);
+    remove_locked(d, key);
+    room = make_room_locked(d, size, &doomed);
+    if (!room) stats_.skipped_full++;
+  }
+  for (const std::string& k : doomed) ::unlink(file_path(di, k).c_str());
+  if (!room) return Status(Code::kNoSpace, "directory " + d.path + " has no room for " + key);
+  const std::string path = file_path(di, key);
+  const std::string sub = path.substr(0, path.rfind('/'));
+  std::error_code ec;
+  fs::create_directories(sub, ec);
+  return sub + "/" + kTmpPrefix + std::to_string(getpid()) + "-" +
+         std::to_string(tmp_seq_.fetch_add(1));
+}
+
+bool DiskCache::raw_commit(const std::string& key, const std::string& tmp, uint64_t size) {
+  const size_t di = dir_of(key);
+  const std::string path = file_path(di, key);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    {
+      std::lock_guard lk(mu_);
+      stats_.write_errors++;
+    }
+    log_event(kLogWrite, "renaming a copy into " + path + ": " + std::strerror(err));
+    return false;
+  }
+  std::lock_guard lk(mu_);
+  insert_locked(dirs_[di], key, size);
+  stats_.written_blocks++;
+  stats_.written_bytes += size;
+  return true;
+}
+
+int DiskCache::raw_open(const std::string& key, uint64_t size) {
+  const size_t di = dir_of(key);
+  Dir& d = dirs_[di];
+  const std::string path = file_path(di, key);
+  {
+    std::lock_guard lk(mu_);
+    auto it = d.index.find(key);
+    if (it == d.index.end() && scan_done_.load()) return -1;
+    if (it != d.index.end() && it->second.size != size) return -1;
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || uint64_t(st.st_size) != size) {
+    ::close(fd);
+    return -1;
+  }
+  std::lock_guard lk(mu_);
+  auto it = d.index.find(key);
+  if (it == d.index.end()) {
+    insert_locked(d, key, size);  // found before the startup scan got to it
+  } else {
+    d.lru.splice(d.lru.begin(), d.lru, it->second.lru_pos);
+  }
+  return fd;
+}
+
 DiskCacheStats DiskCache::stats() const {
   std::lock_guard lk(mu_);
   return stats_;
@@ -837,6 +905,8 @@ void DiskCache::scan() {
       if (it.depth() != 1 || !it->is_regular_file(ec)) continue;
       const std::string name = it->path().filename().string();
       auto key = unescape(name);
+      // Temporaries of this process are files being written now (raw copies take seconds).
+      if (name.rfind(kTmpPrefix + std::to_string(getpid()) + "-", 0) == 0) continue;
       if (name.rfind(kTmpPrefix, 0) == 0 || !key || dir_of(*key) != di) {
         fs::remove(it->path(), ec);
         ec.clear();

@@ -135,6 +135,22 @@ class DiskCache {
   // one is caught as corruption when the file is next verified, never read as data.
   bool put(const std::string& key, std::string_view data, std::optional<uint64_t> sum = {});
   void erase(const std::string& key);
+
+  // ---- raw files: whole local copies of FUSE files (vfs/copies.cc) ----
+  // A raw file holds a caller's bytes as they are, without a trailer: a whole copy of a
+  // file that the kernel reads through FUSE passthrough. It shares the LRU, the capacity and
+  // the free-space rule with blocks, is found again by the startup scan, and is never
+  // handed out by get, open_file or ready_file (it has no checksum to verify).
+  // Makes room for `size` bytes in key's directory and returns a temporary path there for
+  // the caller to write (then raw_commit, or unlink it). An error when there is no room.
+  Result<std::string> raw_begin(const std::string& key, uint64_t size);
+  // Renames the written temporary file into place as key's file, `size` bytes long, and
+  // indexes it; false (and tmp removed) when that fails.
+  bool raw_commit(const std::string& key, const std::string& tmp, uint64_t size);
+  // key's raw file opened read-only, when it exists and is `size` bytes long; -1 otherwise.
+  // Refreshes its recency.
+  int raw_open(const std::string& key, uint64_t size);
+
   DiskCacheStats stats() const;
   bool scan_done() const { return scan_done_.load(); }
   void wait_scan();  // tests: blocks until the startup scan is over

@@ -61,6 +61,7 @@ struct MountArgs {
   double free_space_ratio = 0.1;
   std::string verify_cache_checksum = "once";  // VfsOptions::cache_verify
   bool allow_other = false, read_only = false, writeback = false, nonempty = false;
+  bool passthrough = false;
   int max_threads = 16;
   std::string upload_limit = "0", download_limit = "0";
   int max_uploads = 20, io_retries = 10;
@@ -156,6 +157,10 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   vo.tensor_prefetch_bytes = a.tensor_prefetch_bytes;
   vo.block_get_parts = a.get_parts;
   vo.cipher = a.cipher;
+  vo.file_copies = a.passthrough && vo.disk_cache_enabled();
+  if (a.passthrough && !vo.disk_cache_enabled()) {
+    LOG_WARN("--passthrough needs the disk cache (--cache-dir, --cache-size): left off");
+  }
   vfs::Vfs vfs(meta, store, vo);
 
   meta::SessionInfo info;
@@ -196,6 +201,7 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   fo.max_readahead = static_cast<uint32_t>(std::min<uint64_t>(a.readahead_bytes, UINT32_MAX));
   fo.fsname = kSourcePrefix + redact_url(a.abs_meta_url);
   fo.writeback = a.writeback;
+  fo.passthrough = vo.file_copies;
   fo.debug = a.log_level == "debug";
   Status served = fuse::run_fuse(vfs, fo, ready);
 
@@ -203,15 +209,18 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
   metrics_server.stop();
   Status stopped = vfs.stop();
   const vfs::VfsStats& st = vfs.stats();
-  LOG_INFO("read path: object_gets {} object_get_bytes {} prefetch_issued {} prefetch_hits {} "
-           "prefetch_wasted {} prefetch_over_budget {} tensor_prefetches {} "
-           "safetensors_parsed {} ranged_gets {} ranged_get_bytes {} parted_fetches {} "
-           "part_gets {} page_store_bytes {} page_store_dropped {} read_file_bytes {}",
-           st.object_gets.load(), st.object_get_bytes.load(), st.prefetch_issued.load(),
-           st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
-           st.tensor_prefetches.load(), st.safetensors_parsed.load(), st.ranged_gets.load(),
-           st.ranged_get_bytes.load(), st.parted_fetches.load(), st.part_gets.load(),
-           st.page_store_bytes.load(), st.page_store_dropped.load(), st.read_file_bytes.load());
+  LOG_INFO(
+      "read path: object_gets {} object_get_bytes {} prefetch_issued {} prefetch_hits {} "
+      "prefetch_wasted {} prefetch_over_budget {} tensor_prefetches {} "
+      "safetensors_parsed {} ranged_gets {} ranged_get_bytes {} parted_fetches {} "
+      "part_gets {} page_store_bytes {} page_store_dropped {} read_file_bytes {} "
+      "copies_made {} copy_bytes {} copy_opens {}",
+      st.object_gets.load(), st.object_get_bytes.load(), st.prefetch_issued.load(),
+      st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
+      st.tensor_prefetches.load(), st.safetensors_parsed.load(), st.ranged_gets.load(),
+      st.ranged_get_bytes.load(), st.parted_fetches.load(), st.part_gets.load(),
+      st.page_store_bytes.load(), st.page_store_dropped.load(), st.read_file_bytes.load(),
+      st.copies_made.load(), st.copy_bytes.load(), st.copy_opens.load());
   const cache::CacheStats cs = vfs.block_cache().stats();
   LOG_INFO(
       "block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
@@ -573,6 +582,11 @@ Command add_mount(CLI::App& app) {
   sub->add_flag("--writeback", a->writeback,
                 "Let the kernel buffer writes (write-back cache): faster small writes, but "
                 "close() no longer means the data reached Sluice");
+  sub->add_flag("--passthrough", a->passthrough,
+                "Let the kernel read files that `sluice warmup` copied whole to the disk "
+                "cache straight from those copies (FUSE passthrough): mmap loads at local-disk "
+                "speed. The copies take disk cache space beside the blocks. Needs Linux 6.9 "
+                "or later, root (CAP_SYS_ADMIN), --cache-dir and no --writeback");
   sub->add_flag("--nonempty", a->nonempty, "Allow mounting over a non-empty directory");
   sub->add_option("--upload-limit", a->upload_limit,
                   "Most bytes per second uploaded to the object store, e.g. 100M (100 MiB/s); "

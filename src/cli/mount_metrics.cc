@@ -76,6 +76,12 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
     c("sluice_read_file_bytes_total",
       "read bytes answered with disk-cache files (spliced), not copies in memory",
       s.read_file_bytes.load());
+    c("sluice_copies_made_total",
+      "whole local copies of files made for passthrough (warmup, --passthrough)",
+      s.copies_made.load());
+    c("sluice_copy_bytes_total", "bytes of those copies", s.copy_bytes.load());
+    c("sluice_copy_opens_total", "opens that found a file's whole copy (passthrough)",
+      s.copy_opens.load());
     const cache::CacheStats cs = vfs.block_cache().stats();
     c("sluice_cache_hits_total", "block reads served by the block cache", cs.hits);
     c("sluice_cache_misses_total", "block reads the block cache had to load", cs.misses);

@@ -30,4 +30,17 @@ bool pread_full(int fd, char* dst, size_t n, uint64_t off) {
   return true;
 }
 
+bool pwrite_full(int fd, const char* src, size_t n, uint64_t off) {
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::pwrite(fd, src + done, n - done, static_cast<off_t>(off + done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(w);
+  }
+  return true;
+}
+
 }  // namespace sluice

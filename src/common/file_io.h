@@ -1,5 +1,6 @@
-// Positional reads that finish what a short pread leaves (EINTR, partial reads): shared by
-// the file object store, the disk cache and the read path's cache-file pieces.
+// Positional reads and writes that finish what a short pread or pwrite leaves (EINTR,
+// partial transfers): shared by the file object store, the disk cache, the read path's
+// cache-file pieces and the vfs's whole-file copies.
 #pragma once
 
 #include <sys/types.h>
@@ -16,5 +17,8 @@ ssize_t pread_upto(int fd, char* dst, size_t n, uint64_t off);
 // Reads exactly n bytes of fd from offset off into dst; false on an error, or with errno
 // EIO where the file ends first.
 bool pread_full(int fd, char* dst, size_t n, uint64_t off);
+
+// Writes exactly n bytes of src to fd at offset off; false with errno set on an error.
+bool pwrite_full(int fd, const char* src, size_t n, uint64_t off);
 
 }  // namespace sluice

@@ -68,6 +68,28 @@ class Adapter {
   // mount (the kernel may keep its cached pages); records them either way.
   bool keep_cache(Ino ino, const Attr& attr);
 
+  // ---- passthrough (passthrough.cc) ----
+  // Set when the kernel took passthrough at INIT (FuseOptions::passthrough); cleared when
+  // it refuses a backing file.
+  std::atomic<bool> passthrough{false};
+  std::atomic<uint64_t> init_unique{0};  // the INIT request whose reply asks for it
+  int dev_fd = -1;                       // /dev/fuse, for the backing-file ioctls
+  // kBusy: refused (ETXTBSY), an open for writing while passthrough handles are open.
+  enum class OpenMode { kCached, kPassthrough, kBusy };
+  struct Opening {
+    OpenMode mode = OpenMode::kCached;
+    int32_t backing_id = 0;
+  };
+  // How to open handle fh of ino (open flags, current attributes; nullptr when unknown):
+  // passthrough when the vfs has the file's whole copy and the kernel's io-mode rules
+  // allow it, or when the inode has passthrough handles open already; kBusy for an open
+  // for writing then; else cached. Counts the handle (not a kBusy one) until end_open.
+  // Always kCached without FuseOptions::passthrough.
+  Opening begin_open(Ino ino, uint64_t fh, int flags, const Attr* attr);
+  void end_open(uint64_t fh);  // the handle's release, or an open reply the kernel refused
+  // Replies the open as `o` says (not kBusy); false when the kernel did not take the reply.
+  bool reply_open(fuse_req_t req, const Opening& o, fuse_file_info* fi);
+
   // ---- POSIX locks to drop on close ----
   void note_posix_lock(Ino ino, uint64_t owner);
   // True (and forgets the pair) if owner took a POSIX lock on ino since its last flush.
@@ -84,11 +106,28 @@ class Adapter {
 
   std::mutex lock_mu_;
   std::set<std::pair<Ino, uint64_t>> posix_locks_;
+
+  struct Stamp {  // the attributes a backing file's bytes belong to
+    uint64_t size = 0;
+    int64_t mtime_ns = 0, ctime_ns = 0;
+    bool operator==(const Stamp&) const = default;
+  };
+  struct IoState {  // an inode's open handles by io mode
+    uint32_t cached = 0, passthrough = 0;
+    int32_t backing_id = 0;  // while passthrough > 0
+    Stamp stamp;
+  };
+  std::mutex io_mu_;
+  std::unordered_map<Ino, IoState> io_;
+  std::unordered_map<uint64_t, std::pair<Ino, OpenMode>> handles_;  // fh -> (ino, mode)
 };
 
 inline Adapter& adapter(fuse_req_t req) {
   return *static_cast<Adapter*>(fuse_req_userdata(req));
 }
+
+// The session's transport when FuseOptions::passthrough is set (passthrough.cc).
+const fuse_custom_io* passthrough_io();
 
 // Each operation file installs its handlers into the table.
 void add_entry_ops(fuse_lowlevel_ops& ops);

@@ -41,6 +41,9 @@ struct FuseOptions {
   std::string subtype = "sluice";  // the file system type becomes "fuse.<subtype>"
   bool writeback = false;        // kernel write-back cache (FUSE_CAP_WRITEBACK_CACHE)
   bool debug = false;            // libfuse traces every request (logged at debug level)
+  // FUSE passthrough for files with a whole local copy (passthrough.cc); needs Linux 6.9+,
+  // CAP_SYS_ADMIN and no writeback cache, and is left off (logged) where one is missing.
+  bool passthrough = false;
 };
 
 class Adapter;  // adapter.h, internal

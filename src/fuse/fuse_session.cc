@@ -139,6 +139,12 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // open, so that meta sees each as the attribute change it is. Requests reach us in
   // memory: splicing them in would only add a copy.
   conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_READ);
+  // The kernel takes passthrough only without the writeback cache (passthrough.cc adds it
+  // to the INIT reply).
+  if (!a.opts.passthrough || a.opts.writeback) a.init_unique = 0;
+  if (a.opts.passthrough && a.opts.writeback) {
+    LOG_WARN("fuse: passthrough off: the kernel does not take it with --writeback");
+  }
   if (a.opts.writeback) {
     want(FUSE_CAP_WRITEBACK_CACHE);
   } else {
@@ -255,6 +261,13 @@ Status FuseServer::run(const std::function<void()>& on_mounted) {
     fuse_session_destroy(se);
     return Status(Code::kIO, "cannot mount at " + o.mountpoint + ": " +
                                  last_error("mount failed (see the log)"));
+  }
+
+  if (o.passthrough) {
+    adapter_->dev_fd = fuse_session_fd(se);
+    if (fuse_session_custom_io(se, passthrough_io(), adapter_->dev_fd) != 0) {
+      LOG_WARN("fuse: passthrough off: libfuse took no custom transport");
+    }
   }
 
   std::mutex mu;

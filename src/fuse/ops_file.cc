@@ -2,7 +2,8 @@
 //
 // The kernel page cache is kept across opens while a file is unchanged: open sets
 // keep_cache when the inode's mtime and size equal those seen at its previous open in
-// this mount. direct_io is never set.
+// this mount. direct_io is never set. With --passthrough, open hands files that have a
+// whole local copy to the kernel (passthrough.cc).
 //
 // Locks (flock, getlk, setlk) are forwarded to the vfs: they live in meta so that they
 // hold across clients. A blocking request waits in the vfs until the lock is granted or
@@ -27,9 +28,20 @@ namespace sluice::fuse {
 
 namespace {
 
-// Replies an open handle; if the kernel did not take it (interrupted open), releases it.
-void reply_open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
-  if (fuse_reply_open(req, fi) != 0) (void)adapter(req).vfs.release(ino, fi->fh);
+// Replies an open handle in the io mode begin_open picks; if the kernel did not take the
+// reply (interrupted open), releases the handle.
+void reply_open(fuse_req_t req, Ino ino, int flags, const Attr* attr, fuse_file_info* fi) {
+  Adapter& a = adapter(req);
+  const Adapter::Opening o = a.begin_open(ino, fi->fh, flags, attr);
+  if (o.mode == Adapter::OpenMode::kBusy) {
+    (void)a.vfs.release(ino, fi->fh);
+    fuse_reply_err(req, ETXTBSY);
+    return;
+  }
+  if (!a.reply_open(req, o, fi)) {
+    a.end_open(fi->fh);
+    (void)a.vfs.release(ino, fi->fh);
+  }
 }
 
 // create(2) of a name that appeared since the kernel's lookup (another client made it):
@@ -65,10 +77,19 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   fi->fh = fh;
   fi->keep_cache = a.keep_cache(entry.ino, entry.attr);
   fi->direct_io = 0;
+  // Cached (a new file has no copy), or refused while an existing file that create opens
+  // has passthrough handles: its reply (fuse_reply_create) carries no backing file.
+  if (a.begin_open(entry.ino, fh, fi->flags, nullptr).mode != Adapter::OpenMode::kCached) {
+    a.end_open(fh);
+    (void)a.vfs.release(entry.ino, fh);
+    fuse_reply_err(req, ETXTBSY);
+    return;
+  }
   fuse_entry_param p = a.to_entry(entry);
   a.add_lookup(entry.ino, 1);
   if (fuse_reply_create(req, &p, fi) != 0) {
     a.forget(entry.ino, 1);
+    a.end_open(fh);
     (void)a.vfs.release(entry.ino, fh);
   }
 }
@@ -82,7 +103,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->direct_io = 0;
   auto attr = a.vfs.getattr(ctx, ino);
   fi->keep_cache = attr.ok() && a.keep_cache(ino, *attr);
-  reply_open(req, ino, fi);
+  reply_open(req, ino, fi->flags, attr.ok() ? &*attr : nullptr, fi);
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -176,6 +197,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Adapter& a = adapter(req);
   Status st;
   if (fi->flock_release) st = a.vfs.flock(ino, fi->lock_owner, F_UNLCK, false);
+  a.end_open(fi->fh);
   Status closed = a.vfs.release(ino, fi->fh);
   if (st.ok()) st = closed;
   if (!st.ok()) return a.reply_error(req, st, "release");

@@ -39,6 +39,10 @@
 #include "object/block_codec.h"
 #include "object/store.h"
 
+namespace sluice::cache {
+class DiskCache;
+}  // namespace sluice::cache
+
 namespace sluice::vfs {
 
 using meta::Attr;
@@ -81,6 +85,9 @@ struct VfsOptions {
   // When reads from the disk cache verify a block's checksum; reads of blocks that need
   // no check are spliced from the cache file (cache::CacheVerify, docs/cache.md).
   cache::CacheVerify cache_verify = cache::CacheVerify::kOnce;
+  // Whole local copies of files (copies.cc) in the disk cache, for FUSE passthrough:
+  // warmup makes them and open_copy finds them. Needs the disk cache.
+  bool file_copies = false;
 
   bool disk_cache_enabled() const { return !cache_dirs.empty() && cache_size > 0; }
   // Splits one memory budget (--buffer-size) between write buffers (buffer_size), the
@@ -117,6 +124,9 @@ struct VfsStats {
   // Bytes of reads answered with disk-cache files rather than bytes in memory (the FUSE
   // layer splices them; cache::BlockCache::open_file).
   std::atomic<uint64_t> read_file_bytes{0};
+  // Whole local copies (copies.cc): copies made and their bytes, and opens that found one
+  // (the FUSE layer hands it to the kernel: passthrough).
+  std::atomic<uint64_t> copies_made{0}, copy_bytes{0}, copy_opens{0};
 };
 
 // What Vfs::warmup does to each block: load it into the cache (from the store when
@@ -287,7 +297,24 @@ class Vfs {
   Status warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
                 WarmupProgress& progress, const std::atomic<bool>& cancel);
 
+  // copies.cc: whole local copies of files, for FUSE passthrough (VfsOptions::file_copies).
+  // The copy of ino's bytes as `attr` describes them (its current attributes), opened
+  // read-only; -1 when there is none (or copies are off, or the inode has buffered
+  // writes). The caller closes it.
+  int open_copy(Ino ino, const Attr& attr);
+  // Makes the copy of ino's committed bytes from its blocks (fetching those not cached),
+  // unless one exists; OK without doing anything when copies are off or the file is
+  // empty or has buffered writes.
+  Status make_copy(Ino ino);
+  // Removes the copy of ino's bytes as `attr` describes them, if there is one.
+  void drop_copy(Ino ino, const Attr& attr);
+
  private:
+  // copies.cc
+  cache::DiskCache* copies_disk();  // nullptr when copies are off
+  Status write_copy(cache::DiskCache& disk, const std::string& key, Ino ino, uint64_t fh,
+                    uint64_t size);
+
   // vfs.cc
   Result<std::shared_ptr<FileHandle>> file_handle(Ino ino, uint64_t fh);
   // Flushes the inode's buffers, then sets the attributes (a size change among them).

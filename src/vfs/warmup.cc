@@ -32,6 +32,7 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
   const uint64_t bs = fmt.block_size;
   std::vector<WarmBlock> blocks;
   std::vector<std::atomic<uint64_t>> remaining(inodes.size());
+  std::vector<std::atomic<bool>> failed(inodes.size());  // a block of the file failed
   Status first_error;
   for (size_t f = 0; f < inodes.size(); f++) {
     if (cancel.load()) return Status(Code::kInterrupted, "warmup interrupted");
@@ -42,6 +43,7 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
       continue;
     }
     if (attr->type != meta::FileType::kRegular) continue;
+    if (mode == WarmupMode::kEvict) drop_copy(inodes[f], *attr);
     std::unordered_set<std::string> seen;
     uint64_t n = 0;
     for (uint64_t idx = 0; idx * meta::kChunkSize < attr->size; idx++) {
@@ -94,13 +96,24 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
           break;
       }
       if (!st.ok()) {
+        failed[b.file] = true;
         progress.errors++;
         std::lock_guard lk(err_mu);
         if (first_error.ok()) first_error = st;
       }
       progress.blocks++;
       progress.bytes += b.len;
-      if (remaining[b.file].fetch_sub(1) == 1) progress.files++;
+      if (remaining[b.file].fetch_sub(1) == 1) {
+        // The file's last block is done: with copies on, a filled file gets its whole
+        // copy (from the blocks just cached), made by the worker that finished it.
+        if (mode == WarmupMode::kFill && !failed[b.file].load()) {
+          Status cs = make_copy(inodes[b.file]);
+          if (!cs.ok()) {
+            LOG_WARN("warmup: no whole copy of inode {}: {}", inodes[b.file], cs.ToString());
+          }
+        }
+        progress.files++;
+      }
     }
   };
   const int n = std::clamp(threads, 1, 256);

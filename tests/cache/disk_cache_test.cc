@@ -217,6 +217,52 @@ TEST_F(DiskCacheTest, RestartFindsOldBlocksAndDropsTempFiles) {
   EXPECT_LT(in_a, 20u);
 }
 
+// Raw files (whole-file copies for passthrough): written by the caller to the temporary
+// path raw_begin gives, found by raw_open only at their exact size, evicting blocks to
+// make room and evicted like them, found again by the next open's scan, never served as
+// blocks.
+TEST_F(DiskCacheTest, RawFilesShareTheCapacityAndSurviveARestart) {
+  DiskCacheOptions o;
+  o.capacity = 4 * 1100;
+  o.free_ratio = 0;
+  const std::string copy(2000, 'c');
+  auto write_raw = [&](DiskCache& c, const std::string& key) {
+    auto tmp = c.raw_begin(key, copy.size());
+    if (!tmp.ok()) return false;
+    std::ofstream(*tmp, std::ios::binary) << copy;
+    return c.raw_commit(key, *tmp, copy.size());
+  };
+  {
+    auto c = open(o);
+    for (const char* k : {"k1", "k2", "k3"}) ASSERT_TRUE(c->put(k, block('x')));
+    ASSERT_TRUE(write_raw(*c, "~copy/7"));  // 2000 bytes: the oldest block makes room
+    EXPECT_FALSE(c->contains("k1"));
+    EXPECT_TRUE(c->contains("k2"));
+    EXPECT_TRUE(c->contains("k3"));
+    EXPECT_LE(c->stats().bytes, o.capacity);
+    EXPECT_EQ(c->raw_open("~copy/7", 1999), -1);  // not the size asked for
+    const int fd = c->raw_open("~copy/7", copy.size());
+    ASSERT_GE(fd, 0);
+    char buf[2001];
+    EXPECT_EQ(::pread(fd, buf, sizeof buf, 0), ssize_t(copy.size()));
+    EXPECT_EQ(std::string(buf, copy.size()), copy);
+    ::close(fd);
+    EXPECT_EQ(c->raw_open("~copy/8", copy.size()), -1);
+  }
+  auto c = open(o);
+  const int fd = c->raw_open("~copy/7", copy.size());
+  EXPECT_GE(fd, 0);
+  if (fd >= 0) ::close(fd);
+  // Blocks put later evict it when it is the least recently used.
+  for (const char* k : {"k4", "k5", "k6", "k7"}) ASSERT_TRUE(c->put(k, block('y')));
+  EXPECT_EQ(c->raw_open("~copy/7", copy.size()), -1);
+  // No room at all: raw_begin says so and the caller writes nothing.
+  EXPECT_FALSE(c->raw_begin("~copy/9", 1 << 20).ok());
+  // Never served as a block: it has no trailer to verify.
+  ASSERT_TRUE(write_raw(*c, "~copy/10"));
+  EXPECT_FALSE(c->get("~copy/10").has_value());
+}
+
 TEST_F(DiskCacheTest, ScanEnforcesASmallerCapacity) {
   DiskCacheOptions o;
   o.capacity = 1 << 20;

@@ -181,7 +181,9 @@ Command add_warmup(CLI::App& app) {
       "--check reports how much of the data is cached, without loading anything; "
       "--evict drops the files' blocks from every cache tier (e.g. an old model "
       "version). Without a disk cache (--cache-dir) the memory cache is what gets "
-      "filled, and it may be smaller than the data.",
+      "filled, and it may be smaller than the data. On a mount with --passthrough, "
+      "filling also keeps each file's whole copy in the disk cache, which the kernel "
+      "then reads the file from directly, and --evict drops it too.",
       "  sluice warmup /mnt/models/llama-3-8b\n"
       "  sluice warmup -p 32 /mnt/models/llama-3-8b/*.safetensors\n"
       "  find /mnt/models/new -name '*.json' | sluice warmup -f -\n"

@@ -141,9 +141,12 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_READ);
   // The kernel takes passthrough only without the writeback cache (passthrough.cc adds it
   // to the INIT reply).
-  if (!a.opts.passthrough || a.opts.writeback) a.init_unique = 0;
+  // Registering a backing file needs CAP_SYS_ADMIN: not asked for by other users.
+  if (!a.opts.passthrough || a.opts.writeback || geteuid() != 0) a.init_unique = 0;
   if (a.opts.passthrough && a.opts.writeback) {
     LOG_WARN("fuse: passthrough off: the kernel does not take it with --writeback");
+  } else if (a.opts.passthrough && geteuid() != 0) {
+    LOG_WARN("fuse: passthrough off: it needs a mount run as root (CAP_SYS_ADMIN)");
   }
   if (a.opts.writeback) {
     want(FUSE_CAP_WRITEBACK_CACHE);

@@ -57,7 +57,7 @@ void Vfs::drop_copy(Ino ino, const Attr& attr) {
   if (cache::DiskCache* disk = copies_disk(); disk != nullptr) disk->erase(copy_key(ino, attr));
 }
 
-Status Vfs::make_copy(Ino ino) {
+Status Vfs::make_copy(Ino ino, const std::atomic<bool>* cancel) {
   cache::DiskCache* disk = copies_disk();
   if (disk == nullptr) return Status::OK();
   const Context ctx = Context::root();
@@ -73,7 +73,7 @@ Status Vfs::make_copy(Ino ino) {
     if (const int fd = disk->raw_open(key, attr->size); fd >= 0) {
       ::close(fd);  // made already
     } else {
-      st = write_copy(*disk, key, ino, fh, attr->size);
+      st = write_copy(*disk, key, ino, fh, attr->size, cancel);
     }
   }
   Status rs = release(ino, fh);
@@ -82,7 +82,7 @@ Status Vfs::make_copy(Ino ino) {
 }
 
 Status Vfs::write_copy(cache::DiskCache& disk, const std::string& key, Ino ino, uint64_t fh,
-                       uint64_t size) {
+                       uint64_t size, const std::atomic<bool>* cancel) {
   ASSIGN_OR_RETURN(std::string tmp, disk.raw_begin(key, size));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return Status::FromErrno(errno, "creating " + tmp);
@@ -91,6 +91,10 @@ Status Vfs::write_copy(cache::DiskCache& disk, const std::string& key, Ino ino, 
   auto buf = std::make_unique<char[]>(kStep);
   Status st;
   for (uint64_t off = 0; off < size && st.ok();) {
+    if (cancel != nullptr && cancel->load()) {
+      st = Status(Code::kInterrupted, "copy of inode " + std::to_string(ino) + " interrupted");
+      break;
+    }
     auto n = read(ctx, ino, fh, off, buf.get(), std::min<uint64_t>(kStep, size - off));
     if (!n.ok()) {
       st = n.status();

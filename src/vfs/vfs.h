@@ -304,8 +304,8 @@ class Vfs {
   int open_copy(Ino ino, const Attr& attr);
   // Makes the copy of ino's committed bytes from its blocks (fetching those not cached),
   // unless one exists; OK without doing anything when copies are off or the file is
-  // empty or has buffered writes.
-  Status make_copy(Ino ino);
+  // empty or has buffered writes. Stops (kInterrupted, nothing kept) once `cancel` is set.
+  Status make_copy(Ino ino, const std::atomic<bool>* cancel = nullptr);
   // Removes the copy of ino's bytes as `attr` describes them, if there is one.
   void drop_copy(Ino ino, const Attr& attr);
 
@@ -313,7 +313,7 @@ class Vfs {
   // copies.cc
   cache::DiskCache* copies_disk();  // nullptr when copies are off
   Status write_copy(cache::DiskCache& disk, const std::string& key, Ino ino, uint64_t fh,
-                    uint64_t size);
+                    uint64_t size, const std::atomic<bool>* cancel);
 
   // vfs.cc
   Result<std::shared_ptr<FileHandle>> file_handle(Ino ino, uint64_t fh);

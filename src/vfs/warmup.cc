@@ -107,8 +107,8 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
         // The file's last block is done: with copies on, a filled file gets its whole
         // copy (from the blocks just cached), made by the worker that finished it.
         if (mode == WarmupMode::kFill && !failed[b.file].load()) {
-          Status cs = make_copy(inodes[b.file]);
-          if (!cs.ok()) {
+          Status cs = make_copy(inodes[b.file], &cancel);
+          if (!cs.ok() && !cancel.load()) {
             LOG_WARN("warmup: no whole copy of inode {}: {}", inodes[b.file], cs.ToString());
           }
         }

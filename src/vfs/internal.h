@@ -109,6 +109,17 @@ class FileWriter {
 };
 
 // One block of a slice.
+// A whole local copy of a file being written (copies.cc): warmup writes each block's bytes
+// at their file offsets as it fills the block, then Vfs::end_copy keeps or drops it.
+struct CopyOut {
+  std::string key;  // the raw disk-cache key (inode and attributes)
+  std::string tmp;  // the temporary file written
+  int fd = -1;
+  uint64_t size = 0;
+  std::atomic<bool> bad{false};  // a block failed or a write did: not kept
+  ~CopyOut();                    // closes and removes a copy never ended
+};
+
 struct BlockRef {
   uint64_t slice_id = 0;
   uint32_t slice_size = 0;

@@ -147,6 +147,7 @@ struct SliceBuffer;
 struct FileHandle;
 struct DirHandle;
 struct BlockRef;
+struct CopyOut;
 struct BlockData;
 struct Prefetch;
 struct ReadyItem;
@@ -302,18 +303,18 @@ class Vfs {
   // read-only; -1 when there is none (or copies are off, or the inode has buffered
   // writes). The caller closes it.
   int open_copy(Ino ino, const Attr& attr);
-  // Makes the copy of ino's committed bytes from its blocks (fetching those not cached),
-  // unless one exists; OK without doing anything when copies are off or the file is
-  // empty or has buffered writes. Stops (kInterrupted, nothing kept) once `cancel` is set.
-  Status make_copy(Ino ino, const std::atomic<bool>* cancel = nullptr);
   // Removes the copy of ino's bytes as `attr` describes them, if there is one.
   void drop_copy(Ino ino, const Attr& attr);
 
  private:
   // copies.cc
   cache::DiskCache* copies_disk();  // nullptr when copies are off
-  Status write_copy(cache::DiskCache& disk, const std::string& key, Ino ino, uint64_t fh,
-                    uint64_t size, const std::atomic<bool>* cancel);
+  // A new copy of ino's bytes as `attr` describes them (room made, its temporary file
+  // created at full size, sparse); nullptr when copies are off, the file is empty or has
+  // buffered writes, the copy exists already or cannot be started (logged).
+  std::unique_ptr<CopyOut> begin_copy(Ino ino, const Attr& attr);
+  // Syncs and keeps the copy unless it went bad; removes it otherwise.
+  void end_copy(CopyOut& c);
 
   // vfs.cc
   Result<std::shared_ptr<FileHandle>> file_handle(Ino ino, uint64_t fh);

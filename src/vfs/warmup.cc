@@ -4,11 +4,15 @@
 // `threads` workers pulling from one shared list, so a single large file is fetched in
 // parallel as well as many small ones. Filling goes through the normal cache path
 // (BlockCache::get_or_load with the store loader), so single-flight holds between warmup
-// and readers, and blocks land in every tier the cache has.
+// and readers, and blocks land in every tier the cache has. With whole-file copies on
+// (--passthrough), a fill also writes each block's bytes into its file's copy (copies.cc),
+// kept once the file's last block is in; copies of files not finished (an error,
+// Ctrl-C) are removed.
 #include <algorithm>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 
+#include "common/file_io.h"
 #include "common/logging.h"
 #include "object/layout.h"
 #include "vfs/internal.h"
@@ -18,10 +22,18 @@ namespace sluice::vfs {
 
 namespace {
 
+// Where a block's bytes go in its file's whole copy (copies.cc).
+struct CopyPiece {
+  uint64_t file_off;
+  uint32_t block_off;
+  uint32_t len;
+};
+
 struct WarmBlock {
   std::string key;
   uint32_t len = 0;
-  size_t file = 0;  // index into the file list
+  size_t file = 0;                // index into the file list
+  std::vector<CopyPiece> pieces;  // with a copy of the file being made
 };
 
 }  // namespace
@@ -32,7 +44,8 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
   const uint64_t bs = fmt.block_size;
   std::vector<WarmBlock> blocks;
   std::vector<std::atomic<uint64_t>> remaining(inodes.size());
-  std::vector<std::atomic<bool>> failed(inodes.size());  // a block of the file failed
+  // Whole copies being made (fill with copies on): one per file, nullptr where none is.
+  std::vector<std::unique_ptr<CopyOut>> copies(inodes.size());
   Status first_error;
   for (size_t f = 0; f < inodes.size(); f++) {
     if (cancel.load()) return Status(Code::kInterrupted, "warmup interrupted");
@@ -44,13 +57,16 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
     }
     if (attr->type != meta::FileType::kRegular) continue;
     if (mode == WarmupMode::kEvict) drop_copy(inodes[f], *attr);
-    std::unordered_set<std::string> seen;
+    if (mode == WarmupMode::kFill) copies[f] = begin_copy(inodes[f], *attr);
+    CopyOut* copy = copies[f].get();
+    std::unordered_map<std::string, size_t> seen;  // key -> index in blocks
     uint64_t n = 0;
     for (uint64_t idx = 0; idx * meta::kChunkSize < attr->size; idx++) {
       auto slices = meta_->read_chunk(inodes[f], static_cast<uint32_t>(idx));
       if (!slices.ok()) {
         progress.errors++;
         if (first_error.ok()) first_error = slices.status();
+        if (copy != nullptr) copy->bad = true;
         break;
       }
       const uint64_t cstart = idx * meta::kChunkSize;
@@ -61,8 +77,18 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
           if (bi * bs >= s.size) break;  // a layout past its slice: reads report it
           const uint32_t len = object::block_len(s.size, fmt.block_size, static_cast<uint32_t>(bi));
           std::string key = object::block_key(fmt.name, s.id, static_cast<uint32_t>(bi), len);
-          if (!seen.insert(key).second) continue;
-          blocks.push_back({std::move(key), len, f});
+          // The part of the block the segment shows, and where it is in the file.
+          const uint64_t lo = std::max<uint64_t>(bi * bs, s.off);
+          const uint64_t hi = std::min<uint64_t>(bi * bs + len, uint64_t(s.off) + s.len);
+          const CopyPiece piece{cstart + s.pos + (lo - s.off), static_cast<uint32_t>(lo - bi * bs),
+                                static_cast<uint32_t>(hi - lo)};
+          auto [it, added] = seen.try_emplace(std::move(key), blocks.size());
+          if (!added) {
+            if (copy != nullptr && hi > lo) blocks[it->second].pieces.push_back(piece);
+            continue;
+          }
+          blocks.push_back({it->first, len, f, {}});
+          if (copy != nullptr && hi > lo) blocks.back().pieces.push_back(piece);
           progress.total_bytes += len;
           progress.total_blocks++;
           n++;
@@ -71,7 +97,10 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
     }
     remaining[f] = n;
     progress.total_files++;
-    if (n == 0) progress.files++;  // an empty file is done at once
+    if (n == 0) {  // an empty file (or all holes) is done at once
+      progress.files++;
+      if (copy != nullptr) end_copy(*copy);
+    }
   }
 
   std::atomic<size_t> next{0};
@@ -86,6 +115,16 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
           auto r = cache_->fill(
               b.key, [&] { return fetch_block(b.key, b.len, 1, &sum); }, &sum);
           st = r.status();
+          // The block's bytes into the file's copy, at each place the file shows them.
+          if (CopyOut* c = copies[b.file].get(); c != nullptr && r.ok()) {
+            for (const CopyPiece& p : b.pieces) {
+              if (uint64_t(p.block_off) + p.len > (*r)->size() ||
+                  !pwrite_full(c->fd, (*r)->data() + p.block_off, p.len, p.file_off)) {
+                c->bad = true;
+                break;
+              }
+            }
+          }
           break;
         }
         case WarmupMode::kEvict:
@@ -96,7 +135,7 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
           break;
       }
       if (!st.ok()) {
-        failed[b.file] = true;
+        if (copies[b.file]) copies[b.file]->bad = true;
         progress.errors++;
         std::lock_guard lk(err_mu);
         if (first_error.ok()) first_error = st;
@@ -104,14 +143,8 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
       progress.blocks++;
       progress.bytes += b.len;
       if (remaining[b.file].fetch_sub(1) == 1) {
-        // The file's last block is done: with copies on, a filled file gets its whole
-        // copy (from the blocks just cached), made by the worker that finished it.
-        if (mode == WarmupMode::kFill && !failed[b.file].load()) {
-          Status cs = make_copy(inodes[b.file], &cancel);
-          if (!cs.ok() && !cancel.load()) {
-            LOG_WARN("warmup: no whole copy of inode {}: {}", inodes[b.file], cs.ToString());
-          }
-        }
+        // The file's last block is in: its copy is complete (kept unless a block failed).
+        if (copies[b.file]) end_copy(*copies[b.file]);
         progress.files++;
       }
     }

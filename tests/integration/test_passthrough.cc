@@ -147,5 +147,33 @@ TEST_F(Passthrough, AChangedFileIsNeverReadFromItsOldCopy) {
   EXPECT_GT(counter("sluice_copy_opens_total"), opens);
 }
 
+// A copy holds each block's bytes where the file shows them: a file of several slices
+// (a part overwritten after the first flush, a hole, a tail past the hole) reads the same
+// from its copy as through the mount.
+TEST_F(Passthrough, ACopyOfOverwrittenAndSparseBytesReadsTheSame) {
+  std::string data = random_bytes(6'000'000, 23);
+  const std::string path = mnt_ + "/sparse";
+  write_file(path, data);
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const std::string patch = random_bytes(1'500'000, 24);
+  ASSERT_EQ(::pwrite(fd, patch.data(), patch.size(), 3'000'000), ssize_t(patch.size()));
+  const std::string tail = random_bytes(700'000, 25);
+  ASSERT_EQ(::pwrite(fd, tail.data(), tail.size(), 11'000'000), ssize_t(tail.size()));
+  ASSERT_EQ(::close(fd), 0);
+  data.replace(3'000'000, patch.size(), patch);
+  data.resize(11'000'000, '\0');
+  data += tail;
+
+  Unmount();  // the next mount reads it from the store, not from buffers
+  Mount(MountOptions());
+  ASSERT_EQ(cli({"warmup", path}).code, 0);
+  ASSERT_EQ(counter("sluice_copies_made_total"), 1);
+  drop_caches();
+  EXPECT_EQ(read_mapped(path), data);
+  EXPECT_EQ(read_file(path), data);
+  EXPECT_EQ(counter("sluice_read_bytes_total"), 0);
+}
+
 }  // namespace
 }  // namespace sluice::test

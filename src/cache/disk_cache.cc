@@ -224,44 +224,11 @@ bool write_all(int fd, std::string_view a, std::string_view b) {
   return true;
 }
 
-// Writes a then b to fd, opened with O_DIRECT, through a page-aligned buffer of whole
-// pages (zero-padded past the end; the caller truncates the file to its size). The copy
-// into the buffer costs a fraction of the kernel's copy into the page cache.
-constexpr size_t kDirectAlign = 4096;  // covers 512-byte and 4 KiB logical blocks
+// Writes a then b to fd, opened with O_DIRECT (pwrite_direct), and truncates the file to
+// their size.
 bool write_direct(int fd, std::string_view a, std::string_view b) {
-  struct Buf {
-    char* p = nullptr;
-    size_t cap = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf buf;  // one per writing thread, reused for every block
-  const size_t total = a.size() + b.size();
-  const size_t padded = (total + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-  if (buf.cap < padded) {
-    void* p = nullptr;
-    if (posix_memalign(&p, kDirectAlign, padded) != 0) {
-      errno = ENOMEM;
-      return false;
-    }
-    std::free(buf.p);
-    buf.p = static_cast<char*>(p);
-    buf.cap = padded;
-  }
-  std::memcpy(buf.p, a.data(), a.size());
-  std::memcpy(buf.p + a.size(), b.data(), b.size());
-  std::memset(buf.p + total, 0, padded - total);
-  size_t done = 0;
-  while (done < padded) {
-    ssize_t w = pwrite(fd, buf.p + done, padded - done, static_cast<off_t>(done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    done += static_cast<size_t>(w);
-    if (done % kDirectAlign != 0 && done < padded) {  // a short write off the alignment
-      errno = EIO;
-      return false;
-    }
-  }
-  return ftruncate(fd, static_cast<off_t>(total)) == 0;
+  return pwrite_direct(fd, {a, b}, 0) &&
+         ftruncate(fd, static_cast<off_t>(a.size() + b.size())) == 0;
 }
 
 }  // namespace

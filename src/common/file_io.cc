@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 namespace sluice {
 
@@ -39,6 +41,46 @@ bool pwrite_full(int fd, const char* src, size_t n, uint64_t off) {
       return false;
     }
     done += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool pwrite_direct(int fd, std::initializer_list<std::string_view> parts, uint64_t off) {
+  struct Buf {
+    char* p = nullptr;
+    size_t cap = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;  // one per writing thread, reused for every write
+  size_t total = 0;
+  for (std::string_view part : parts) total += part.size();
+  const size_t padded = (total + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  if (buf.cap < padded) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kDirectAlign, padded) != 0) {
+      errno = ENOMEM;
+      return false;
+    }
+    std::free(buf.p);
+    buf.p = static_cast<char*>(p);
+    buf.cap = padded;
+  }
+  size_t at = 0;
+  for (std::string_view part : parts) {
+    std::memcpy(buf.p + at, part.data(), part.size());
+    at += part.size();
+  }
+  std::memset(buf.p + total, 0, padded - total);
+  size_t done = 0;
+  while (done < padded) {
+    const ssize_t w = ::pwrite(fd, buf.p + done, padded - done, static_cast<off_t>(off + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    done += static_cast<size_t>(w);
+    if (done % kDirectAlign != 0 && done < padded) {  // a short write off the alignment
+      errno = EIO;
+      return false;
+    }
   }
   return true;
 }

@@ -13,8 +13,9 @@
 //
 // `warmup` writes a file's copy as it fills the file's blocks (warmup.cc): each block's
 // bytes, verified as every fetched or cached block is, go to their offsets in a sparse
-// temporary file (holes stay holes); once every block is in, the file is synced and
-// renamed into place, so a copy that exists is complete. It has no checksum of its own.
+// temporary file (holes stay holes), with O_DIRECT where they are page-aligned; once every
+// block is in, the file is synced and renamed into place, so a copy that exists is
+// complete. It has no checksum of its own.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 #include "cache/disk_cache.h"
 #include "cache/tiered_cache.h"
+#include "common/file_io.h"
 #include "common/logging.h"
 #include "vfs/internal.h"
 #include "vfs/vfs.h"
@@ -40,9 +42,24 @@ std::string copy_key(Ino ino, const Attr& a) {
 }  // namespace
 
 CopyOut::~CopyOut() {
+  if (direct_fd >= 0) ::close(direct_fd);
   if (fd < 0) return;
   ::close(fd);
   ::unlink(tmp.c_str());
+}
+
+void CopyOut::write(const char* data, size_t len, uint64_t off) {
+  // A run at a page boundary that ends on one or at the end of the file goes direct (the
+  // zero padding past the end is truncated away in end_copy).
+  const bool aligned = off % kDirectAlign == 0 && (len % kDirectAlign == 0 || off + len == size);
+  if (aligned && direct_fd >= 0) {
+    if (pwrite_direct(direct_fd, {std::string_view(data, len)}, off)) return;
+    if (errno != EINVAL) {
+      bad = true;
+      return;
+    }
+  }
+  if (!pwrite_full(fd, data, len, off)) bad = true;
 }
 
 cache::DiskCache* Vfs::copies_disk() {
@@ -86,12 +103,22 @@ std::unique_ptr<CopyOut> Vfs::begin_copy(Ino ino, const Attr& attr) {
     LOG_WARN("vfs: no whole copy of inode {}: {}: {}", ino, c->tmp, std::strerror(errno));
     return nullptr;  // ~CopyOut removes what was made
   }
+  c->direct_fd = ::open(c->tmp.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);  // -1: all buffered
   return c;
 }
 
 void Vfs::end_copy(CopyOut& c) {
   if (c.fd < 0) return;
   bool ok = !c.bad.load();
+  if (c.direct_fd >= 0) {
+    ::close(c.direct_fd);
+    c.direct_fd = -1;
+  }
+  // A direct write of the file's last page wrote zeros past its end.
+  if (ok && ::ftruncate(c.fd, static_cast<off_t>(c.size)) != 0) {
+    LOG_WARN("vfs: truncating the copy {}: {}", c.tmp, std::strerror(errno));
+    ok = false;
+  }
   if (ok && ::fsync(c.fd) != 0) {
     LOG_WARN("vfs: syncing the copy {}: {}", c.tmp, std::strerror(errno));
     ok = false;

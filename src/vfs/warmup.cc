@@ -12,7 +12,6 @@
 #include <thread>
 #include <unordered_map>
 
-#include "common/file_io.h"
 #include "common/logging.h"
 #include "object/layout.h"
 #include "vfs/internal.h"
@@ -118,11 +117,11 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
           // The block's bytes into the file's copy, at each place the file shows them.
           if (CopyOut* c = copies[b.file].get(); c != nullptr && r.ok()) {
             for (const CopyPiece& p : b.pieces) {
-              if (uint64_t(p.block_off) + p.len > (*r)->size() ||
-                  !pwrite_full(c->fd, (*r)->data() + p.block_off, p.len, p.file_off)) {
+              if (uint64_t(p.block_off) + p.len > (*r)->size()) {
                 c->bad = true;
                 break;
               }
+              c->write((*r)->data() + p.block_off, p.len, p.file_off);
             }
           }
           break;

@@ -139,9 +139,9 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // open, so that meta sees each as the attribute change it is. Requests reach us in
   // memory: splicing them in would only add a copy.
   conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_READ);
-  // The kernel takes passthrough only without the writeback cache (passthrough.cc adds it
-  // to the INIT reply).
-  // Registering a backing file needs CAP_SYS_ADMIN: not asked for by other users.
+  // Passthrough (passthrough.cc adds it to the INIT reply): the kernel takes it only
+  // without the writeback cache, and registering a backing file needs CAP_SYS_ADMIN, so
+  // a mount not run as root does not ask for it.
   if (!a.opts.passthrough || a.opts.writeback || geteuid() != 0) a.init_unique = 0;
   if (a.opts.passthrough && a.opts.writeback) {
     LOG_WARN("fuse: passthrough off: the kernel does not take it with --writeback");

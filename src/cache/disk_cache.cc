@@ -701,25 +701,11 @@ bool DiskCache::put(const std::string& key, std::string_view data, std::optional
   Dir& d = dirs_[di];
   const std::string tail = footer(key, data, sum);
   const uint64_t size = data.size() + tail.size();
-  std::vector<std::string> doomed;
-  bool room;
-  {
-    std::lock_guard lk(mu_);
-    remove_locked(d, key);  // a replaced file does not count against the room
-    room = make_room_locked(d, size, &doomed);
-    if (!room) stats_.skipped_full++;
-  }
-  for (const std::string& k : doomed) ::unlink(file_path(di, k).c_str());
-  if (!room) {
-    log_event(kLogFull, "directory " + d.path + " is too full (capacity or --free-space-ratio); "
-                            "not caching new blocks there");
-    return false;
-  }
+  if (!make_room_for(di, key, size)) return false;
 
   const std::string path = file_path(di, key);
   const std::string sub = path.substr(0, path.rfind('/'));
-  const std::string tmp = sub + "/" + kTmpPrefix + std::to_string(getpid()) + "-" +
-                          std::to_string(tmp_seq_.fetch_add(1));
+  const std::string tmp = temp_path(sub);
   const bool direct = direct_.load(std::memory_order_relaxed);
   int err = write_file(d, sub, tmp, path, data, tail, direct);
   if (direct && err == EINVAL) {
@@ -787,25 +773,40 @@ void DiskCache::erase(const std::string& key) {
   ::unlink(file_path(di, key).c_str());
 }
 
-Result<std::string> DiskCache::raw_begin(const std::string& key, uint64_t size) {
-  const size_t di = dir_of(key);
+bool DiskCache::make_room_for(size_t di, const std::string& key, uint64_t size) {
   Dir& d = dirs_[di];
   std::vector<std::string> doomed;
   bool room;
   {
     std::lock_guard lk(mu_);
-    remove_locked(d, key);
+    remove_locked(d, key);  // a replaced file does not count against the room
     room = make_room_locked(d, size, &doomed);
     if (!room) stats_.skipped_full++;
   }
   for (const std::string& k : doomed) ::unlink(file_path(di, k).c_str());
-  if (!room) return Status(Code::kNoSpace, "directory " + d.path + " has no room for " + key);
+  if (!room) {
+    log_event(kLogFull, "directory " + d.path +
+                            " is too full (capacity or --free-space-ratio); "
+                            "not caching new blocks there");
+  }
+  return room;
+}
+
+std::string DiskCache::temp_path(const std::string& sub) {
+  return sub + "/" + kTmpPrefix + std::to_string(getpid()) + "-" +
+         std::to_string(tmp_seq_.fetch_add(1));
+}
+
+Result<std::string> DiskCache::raw_begin(const std::string& key, uint64_t size) {
+  const size_t di = dir_of(key);
+  if (!make_room_for(di, key, size)) {
+    return Status(Code::kNoSpace, "directory " + dirs_[di].path + " has no room for " + key);
+  }
   const std::string path = file_path(di, key);
   const std::string sub = path.substr(0, path.rfind('/'));
   std::error_code ec;
   fs::create_directories(sub, ec);
-  return sub + "/" + kTmpPrefix + std::to_string(getpid()) + "-" +
-         std::to_string(tmp_seq_.fetch_add(1));
+  return temp_path(sub);
 }
 
 bool DiskCache::raw_commit(const std::string& key, const std::string& tmp, uint64_t size) {

@@ -199,6 +199,12 @@ class DiskCache {
   // per key: a concurrent caller takes the running check's verdict. False for keys not
   // indexed.
   bool verify_file(const std::string& key);
+  // Removes key from directory di's index (a replaced file does not count against the
+  // room) and evicts until `size` bytes fit; false when they cannot (counted in
+  // skipped_full, logged). Unlinks the evicted files.
+  bool make_room_for(size_t di, const std::string& key, uint64_t size);
+  // A new temporary file name in sub (the startup scan removes other processes' ones).
+  std::string temp_path(const std::string& sub);
   // Evicts d's LRU files until `incoming` more bytes fit its capacity and free space.
   // Returns false when they cannot (the disk stays too full).
   bool make_room_locked(Dir& d, uint64_t incoming, std::vector<std::string>* doomed);

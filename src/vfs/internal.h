@@ -108,7 +108,6 @@ class FileWriter {
   }
 };
 
-// One block of a slice.
 // A whole local copy of a file being written (copies.cc): warmup writes each block's bytes
 // at their file offsets as it fills the block, then Vfs::end_copy keeps or drops it.
 struct CopyOut {
@@ -125,6 +124,7 @@ struct CopyOut {
   void write(const char* data, size_t len, uint64_t off);
 };
 
+// One block of a slice.
 struct BlockRef {
   uint64_t slice_id = 0;
   uint32_t slice_size = 0;

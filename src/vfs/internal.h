@@ -212,6 +212,7 @@ struct FileHandle {
   // Readahead: where the last read ended, the current window in blocks (0 = random
   // access) and the end of what was already submitted for prefetch.
   uint64_t last_end = 0;
+  uint64_t last_len = 0;  // the length of the last read
   uint32_t window = 0;
   uint64_t prefetched_to = 0;
   uint64_t stream_from = 0;  // where the current stream began (its first read's offset)

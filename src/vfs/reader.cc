@@ -461,8 +461,12 @@ std::vector<BlockRef> Vfs::readahead_locked(FileHandle& h, uint64_t off, uint64_
                                             bool prefetch) {
   std::vector<BlockRef> out;
   const uint64_t end = off + len;
-  // Near the last end: concurrent kernel readahead requests may arrive out of order.
-  const uint64_t slack = std::min<uint64_t>(4 * len, 8 << 20);
+  // Near the last end: concurrent kernel readahead requests may arrive out of order. A
+  // request that overtook the one before it lands a whole request past the last end; that
+  // one is about as long as the last read (up to twice, as the kernel's window grows),
+  // while the overtaking one may be short: the file's tail.
+  const uint64_t slack = std::min<uint64_t>(std::max(4 * len, 2 * h.last_len), 8 << 20);
+  h.last_len = len;
   auto near = [&](uint64_t at) { return off <= at + slack && off + slack >= at; };
   bool sequential = near(h.last_end);
   if (h.inode) {

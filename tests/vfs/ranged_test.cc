@@ -337,6 +337,48 @@ TEST_F(RangedTest, SequentialStreamFetchesWholeBlocks) {
   EXPECT_OK(v->stop());
 }
 
+// The kernel's readahead of a sequential reader, as a mount logged it: requests that
+// grow to 1 MiB, then the file's short tail. Two are in flight at once, and the tail
+// may be handled before the 1 MiB request ahead of it: the stream is still sequential
+// (whole blocks, no ranges), though the tail lands a whole request past its end.
+TEST_F(RangedTest, AStreamsShortTailOvertakingTheRequestBeforeItStaysSequential) {
+  const std::string data = pattern(2 * kBig + (1 << 20), 4);
+  const Ino ino = put_file("f", data);
+  VfsOptions o = opts();
+  o.readahead_blocks = 0;  // as `--prefetch 0`: nothing fetched ahead of the reads
+  auto v = reader(o);
+  const uint64_t fh = open_ro(*v, ino);
+  std::vector<std::pair<uint64_t, uint64_t>> reqs = {{0, 32 << 10}};
+  for (uint64_t len : {128 << 10, 256 << 10, 512 << 10}) {
+    reqs.emplace_back(reqs.back().first + reqs.back().second, len);
+  }
+  while (reqs.back().first + reqs.back().second + (1 << 20) < data.size()) {
+    reqs.emplace_back(reqs.back().first + reqs.back().second, 1 << 20);
+  }
+  const uint64_t tail = reqs.back().first + reqs.back().second;
+  // The tail (96 KiB) is too short for its own slack (4 times its length) to reach back
+  // over the 1 MiB request it overtakes.
+  ASSERT_LT(4 * (data.size() - tail), 1u << 20);
+  ASSERT_GT(data.size(), tail);
+  reqs.emplace_back(tail, data.size() - tail);
+  std::swap(reqs[reqs.size() - 2], reqs.back());
+  std::string all(data.size(), '\0');
+  for (const auto& [off, len] : reqs) {
+    const std::string got = read(*v, ino, fh, off, len);
+    ASSERT_EQ(got.size(), len) << off;
+    all.replace(off, len, got);
+  }
+  EXPECT_EQ(all, data);
+  v->wait_prefetches();
+  EXPECT_EQ(v->stats().ranged_gets.load(), 0u);
+  for (uint32_t i = 0; i < 3; i++) {
+    const std::string key = key_of(i);
+    EXPECT_EQ(counting_->gets()[key], 1) << i;
+    EXPECT_EQ(counting_->bytes(key), stored_size(key)) << i;
+  }
+  EXPECT_OK(v->stop());
+}
+
 TEST_F(RangedTest, AReadContinuingAnotherHandlesStreamFromTheStartGetsWholeBlocks) {
   // Processes reading one file at once share the kernel's page cache: each one's reads
   // skip what the others read, so they jump. Readahead off, so only the read fetches.

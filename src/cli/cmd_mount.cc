@@ -214,13 +214,13 @@ Status serve_mount(const MountArgs& a, const std::function<void()>& ready) {
       "prefetch_wasted {} prefetch_over_budget {} tensor_prefetches {} "
       "safetensors_parsed {} ranged_gets {} ranged_get_bytes {} parted_fetches {} "
       "part_gets {} page_store_bytes {} page_store_dropped {} read_file_bytes {} "
-      "copies_made {} copy_bytes {} copy_opens {}",
+      "copies_made {} copy_bytes {} copy_opens {} copy_read_bytes {}",
       st.object_gets.load(), st.object_get_bytes.load(), st.prefetch_issued.load(),
       st.prefetch_hits.load(), st.prefetch_wasted.load(), st.prefetch_over_budget.load(),
       st.tensor_prefetches.load(), st.safetensors_parsed.load(), st.ranged_gets.load(),
       st.ranged_get_bytes.load(), st.parted_fetches.load(), st.part_gets.load(),
       st.page_store_bytes.load(), st.page_store_dropped.load(), st.read_file_bytes.load(),
-      st.copies_made.load(), st.copy_bytes.load(), st.copy_opens.load());
+      st.copies_made.load(), st.copy_bytes.load(), st.copy_opens.load(), st.copy_read_bytes.load());
   const cache::CacheStats cs = vfs.block_cache().stats();
   LOG_INFO(
       "block cache: hits {} misses {} shared {} evictions {} disk_hits {} disk_misses {} "
@@ -585,7 +585,8 @@ Command add_mount(CLI::App& app) {
   sub->add_flag("--passthrough", a->passthrough,
                 "Let the kernel read files that `sluice warmup` copied whole to the disk "
                 "cache straight from those copies (FUSE passthrough): mmap loads at local-disk "
-                "speed. The copies take disk cache space beside the blocks. Needs Linux 6.9 "
+                "speed. Warmup then fills the disk cache with those copies instead of blocks. "
+                "Needs Linux 6.9 "
                 "or later, root (CAP_SYS_ADMIN), --cache-dir and no --writeback");
   sub->add_flag("--nonempty", a->nonempty, "Allow mounting over a non-empty directory");
   sub->add_option("--upload-limit", a->upload_limit,

@@ -182,8 +182,10 @@ Command add_warmup(CLI::App& app) {
       "--evict drops the files' blocks from every cache tier (e.g. an old model "
       "version). Without a disk cache (--cache-dir) the memory cache is what gets "
       "filled, and it may be smaller than the data. On a mount with --passthrough, "
-      "filling also keeps each file's whole copy in the disk cache, which the kernel "
-      "then reads the file from directly, and --evict drops it too.",
+      "filling writes each file into its whole copy in the disk cache instead of "
+      "block files; the kernel then reads the file from the copy directly, any mount "
+      "of that cache directory serves reads from it, --check counts it as cached and "
+      "--evict drops it.",
       "  sluice warmup /mnt/models/llama-3-8b\n"
       "  sluice warmup -p 32 /mnt/models/llama-3-8b/*.safetensors\n"
       "  find /mnt/models/new -name '*.json' | sluice warmup -f -\n"

@@ -80,8 +80,10 @@ metrics::Registry::Handle register_mount_metrics(vfs::Vfs& vfs) {
       "whole local copies of files made for passthrough (warmup, --passthrough)",
       s.copies_made.load());
     c("sluice_copy_bytes_total", "bytes of those copies", s.copy_bytes.load());
-    c("sluice_copy_opens_total", "opens that found a file's whole copy (passthrough)",
+    c("sluice_copy_opens_total", "read-only opens that found a file's whole copy",
       s.copy_opens.load());
+    c("sluice_copy_read_bytes_total", "bytes read through the mount from files' whole copies",
+      s.copy_read_bytes.load());
     const cache::CacheStats cs = vfs.block_cache().stats();
     c("sluice_cache_hits_total", "block reads served by the block cache", cs.hits);
     c("sluice_cache_misses_total", "block reads the block cache had to load", cs.misses);

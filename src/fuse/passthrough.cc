@@ -117,7 +117,7 @@ const fuse_custom_io* passthrough_io() {
 Adapter::Opening Adapter::begin_open(Ino ino, uint64_t fh, int flags, const Attr* attr) {
   if (!opts.passthrough) return {};
   const bool read_only = (flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC);
-  const int fd = passthrough && read_only && attr != nullptr ? vfs.open_copy(ino, *attr) : -1;
+  const int fd = passthrough && read_only && attr != nullptr ? vfs.open_copy(ino, fh) : -1;
   const Stamp stamp = attr != nullptr ? Stamp{attr->size, attr->mtime_ns, attr->ctime_ns} : Stamp{};
   Opening o;
   {

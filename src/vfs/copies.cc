@@ -11,11 +11,17 @@
 // sets mtime changes ctime), so a copy of changed bytes is never found again; they are
 // evicted with the blocks' LRU.
 //
-// `warmup` writes a file's copy as it fills the file's blocks (warmup.cc): each block's
+// `warmup` fills a file into its copy instead of block files (warmup.cc): each block's
 // bytes, verified as every fetched or cached block is, go to their offsets in a sparse
 // temporary file (holes stay holes), with O_DIRECT where they are page-aligned; once every
 // block is in, the file is synced and renamed into place, so a copy that exists is
 // complete. It has no checksum of its own.
+//
+// Copies are found with or without passthrough, wherever there is a disk cache: a
+// read-only open looks its file's copy up (Vfs::open) and keeps it in the handle; reads
+// that reach the mount are then served from it (Vfs::read_pieces) until the file changes
+// (refresh_locked drops it), and passthrough hands the same file to the kernel
+// (open_copy).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -63,17 +69,24 @@ void CopyOut::write(const char* data, size_t len, uint64_t off) {
 }
 
 cache::DiskCache* Vfs::copies_disk() {
-  if (!opts_.file_copies) return nullptr;
   auto* tiered = dynamic_cast<cache::TieredCache*>(cache_.get());
   return tiered != nullptr ? &tiered->disk() : nullptr;
 }
 
-int Vfs::open_copy(Ino ino, const Attr& attr) {
+cache::FileBlock Vfs::find_copy(Ino ino, const Attr& attr) {
   cache::DiskCache* disk = copies_disk();
-  if (disk == nullptr || !attr.is_file() || attr.size == 0 || pending_size(ino) > 0) return -1;
+  if (disk == nullptr || !attr.is_file() || attr.size == 0 || pending_size(ino) > 0) {
+    return nullptr;
+  }
   const int fd = disk->raw_open(copy_key(ino, attr), attr.size);
-  if (fd >= 0) stats_.copy_opens++;
-  return fd;
+  return fd >= 0 ? std::make_shared<const cache::CacheFile>(fd, attr.size) : nullptr;
+}
+
+int Vfs::open_copy(Ino ino, uint64_t fh) {
+  auto h = file_handle(ino, fh);
+  if (!h.ok()) return -1;
+  std::lock_guard lk((*h)->mu);
+  return (*h)->copy ? ::fcntl((*h)->copy->fd, F_DUPFD_CLOEXEC, 0) : -1;
 }
 
 void Vfs::drop_copy(Ino ino, const Attr& attr) {
@@ -81,17 +94,14 @@ void Vfs::drop_copy(Ino ino, const Attr& attr) {
 }
 
 std::unique_ptr<CopyOut> Vfs::begin_copy(Ino ino, const Attr& attr) {
-  cache::DiskCache* disk = copies_disk();
+  cache::DiskCache* disk = opts_.file_copies ? copies_disk() : nullptr;
   if (disk == nullptr || !attr.is_file() || attr.size == 0 || pending_size(ino) > 0) {
     return nullptr;
   }
   auto c = std::make_unique<CopyOut>();
   c->key = copy_key(ino, attr);
   c->size = attr.size;
-  if (const int fd = disk->raw_open(c->key, c->size); fd >= 0) {
-    ::close(fd);  // made already
-    return nullptr;
-  }
+  if (find_copy(ino, attr)) return nullptr;  // made already
   auto tmp = disk->raw_begin(c->key, c->size);
   if (!tmp.ok()) {
     LOG_WARN("vfs: no whole copy of inode {}: {}", ino, tmp.status().ToString());
@@ -107,8 +117,8 @@ std::unique_ptr<CopyOut> Vfs::begin_copy(Ino ino, const Attr& attr) {
   return c;
 }
 
-void Vfs::end_copy(CopyOut& c) {
-  if (c.fd < 0) return;
+bool Vfs::end_copy(CopyOut& c) {
+  if (c.fd < 0) return false;
   bool ok = !c.bad.load();
   if (c.direct_fd >= 0) {
     ::close(c.direct_fd);
@@ -127,12 +137,12 @@ void Vfs::end_copy(CopyOut& c) {
   c.fd = -1;
   if (!ok) {
     ::unlink(c.tmp.c_str());
-    return;
+    return false;
   }
-  if (copies_disk()->raw_commit(c.key, c.tmp, c.size)) {
-    stats_.copies_made++;
-    stats_.copy_bytes += c.size;
-  }
+  if (!copies_disk()->raw_commit(c.key, c.tmp, c.size)) return false;
+  stats_.copies_made++;
+  stats_.copy_bytes += c.size;
+  return true;
 }
 
 }  // namespace sluice::vfs

@@ -213,6 +213,9 @@ struct FileHandle {
   // access) and the end of what was already submitted for prefetch.
   uint64_t last_end = 0;
   uint64_t last_len = 0;  // the length of the last read
+  // The file's whole copy (copies.cc) that a read-only open found: reads are served from
+  // it until the file changes (refresh_locked drops it).
+  cache::FileBlock copy;
   uint32_t window = 0;
   uint64_t prefetched_to = 0;
   uint64_t stream_from = 0;  // where the current stream began (its first read's offset)

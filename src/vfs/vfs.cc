@@ -269,6 +269,12 @@ Result<uint64_t> Vfs::open(const Context& ctx, Ino ino, int flags) {
   }
   h->size = attr->size;
   h->mtime_ns = attr->mtime_ns;
+  // A reader of a file with a whole copy (copies.cc) reads the copy while the file stays
+  // as it is (refresh_locked lets go of it), and passthrough hands it to the kernel.
+  if (!for_write && !(flags & O_TRUNC)) {
+    h->copy = find_copy(ino, *attr);
+    if (h->copy) stats_.copy_opens++;
+  }
   if ((flags & O_TRUNC) && for_write && std::max(attr->size, pending_size(ino)) > 0) {
     meta::SetAttr req;
     req.mask = meta::kSetSize | meta::kSetMtimeNow;

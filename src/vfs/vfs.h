@@ -86,7 +86,8 @@ struct VfsOptions {
   // no check are spliced from the cache file (cache::CacheVerify, docs/cache.md).
   cache::CacheVerify cache_verify = cache::CacheVerify::kOnce;
   // Whole local copies of files (copies.cc) in the disk cache, for FUSE passthrough:
-  // warmup makes them and open_copy finds them. Needs the disk cache.
+  // warmup makes them (instead of block files). Needs the disk cache. Copies found are
+  // used with or without this (opens find them, reads are served from them).
   bool file_copies = false;
 
   bool disk_cache_enabled() const { return !cache_dirs.empty() && cache_size > 0; }
@@ -127,6 +128,7 @@ struct VfsStats {
   // Whole local copies (copies.cc): copies made and their bytes, and opens that found one
   // (the FUSE layer hands it to the kernel: passthrough).
   std::atomic<uint64_t> copies_made{0}, copy_bytes{0}, copy_opens{0};
+  std::atomic<uint64_t> copy_read_bytes{0};  // bytes read (through FUSE) from copies
 };
 
 // What Vfs::warmup does to each block: load it into the cache (from the store when
@@ -299,22 +301,25 @@ class Vfs {
                 WarmupProgress& progress, const std::atomic<bool>& cancel);
 
   // copies.cc: whole local copies of files, for FUSE passthrough (VfsOptions::file_copies).
-  // The copy of ino's bytes as `attr` describes them (its current attributes), opened
-  // read-only; -1 when there is none (or copies are off, or the inode has buffered
-  // writes). The caller closes it.
-  int open_copy(Ino ino, const Attr& attr);
+  // The copy that the read-only handle fh found at open (the file's bytes as they were
+  // then), as a new descriptor the caller closes; -1 when it found none (no disk cache,
+  // no copy, buffered writes, or the handle is not read-only).
+  int open_copy(Ino ino, uint64_t fh);
   // Removes the copy of ino's bytes as `attr` describes them, if there is one.
   void drop_copy(Ino ino, const Attr& attr);
 
  private:
   // copies.cc
-  cache::DiskCache* copies_disk();  // nullptr when copies are off
+  cache::DiskCache* copies_disk();  // nullptr without a disk cache
+  // The copy of ino's bytes as `attr` describes them (its current attributes), open to
+  // read; nullptr when there is none (or no disk cache, or the inode has buffered writes).
+  cache::FileBlock find_copy(Ino ino, const Attr& attr);
   // A new copy of ino's bytes as `attr` describes them (room made, its temporary file
   // created at full size, sparse); nullptr when copies are off, the file is empty or has
   // buffered writes, the copy exists already or cannot be started (logged).
   std::unique_ptr<CopyOut> begin_copy(Ino ino, const Attr& attr);
-  // Syncs and keeps the copy unless it went bad; removes it otherwise.
-  void end_copy(CopyOut& c);
+  // Syncs and keeps the copy unless it went bad; removes it otherwise. Whether it was kept.
+  bool end_copy(CopyOut& c);
 
   // vfs.cc
   Result<std::shared_ptr<FileHandle>> file_handle(Ino ino, uint64_t fh);

@@ -5,9 +5,13 @@
 // parallel as well as many small ones. Filling goes through the normal cache path
 // (BlockCache::get_or_load with the store loader), so single-flight holds between warmup
 // and readers, and blocks land in every tier the cache has. With whole-file copies on
-// (--passthrough), a fill also writes each block's bytes into its file's copy (copies.cc),
-// kept once the file's last block is in; copies of files not finished (an error,
-// Ctrl-C) are removed.
+// (--passthrough), a file is filled into its copy instead (copies.cc): each block's bytes
+// go to their places in the copy, and the block goes to the memory tier only, not to a
+// disk-cache file of its own (reads of the file are served from the copy), so the fill
+// writes the file to the local disk once. A copy is kept once the file's last block is in;
+// copies of files not finished (an error, Ctrl-C) are removed. A file with a copy (made
+// with or without passthrough on) counts as cached: fill fetches none of it again, and
+// check counts it whole.
 #include <algorithm>
 #include <thread>
 #include <unordered_map>
@@ -45,6 +49,11 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
   std::vector<std::atomic<uint64_t>> remaining(inodes.size());
   // Whole copies being made (fill with copies on): one per file, nullptr where none is.
   std::vector<std::unique_ptr<CopyOut>> copies(inodes.size());
+  // Check and fill: the file has a copy already (cached: nothing to fetch).
+  std::vector<char> copied(inodes.size(), 0);
+  // Fill: blocks of the file that went into its copy alone (lost if the copy is not kept).
+  std::vector<std::atomic<uint64_t>> copy_only_blocks(inodes.size());
+  std::vector<std::atomic<bool>> block_failed(inodes.size());  // counted in errors already
   Status first_error;
   for (size_t f = 0; f < inodes.size(); f++) {
     if (cancel.load()) return Status(Code::kInterrupted, "warmup interrupted");
@@ -56,7 +65,8 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
     }
     if (attr->type != meta::FileType::kRegular) continue;
     if (mode == WarmupMode::kEvict) drop_copy(inodes[f], *attr);
-    if (mode == WarmupMode::kFill) copies[f] = begin_copy(inodes[f], *attr);
+    if (mode != WarmupMode::kEvict) copied[f] = find_copy(inodes[f], *attr) != nullptr;
+    if (mode == WarmupMode::kFill && !copied[f]) copies[f] = begin_copy(inodes[f], *attr);
     CopyOut* copy = copies[f].get();
     std::unordered_map<std::string, size_t> seen;  // key -> index in blocks
     uint64_t n = 0;
@@ -110,12 +120,19 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
       Status st;
       switch (mode) {
         case WarmupMode::kFill: {
+          if (copied[b.file]) break;
           cache::LoadSum sum;
-          auto r = cache_->fill(
-              b.key, [&] { return fetch_block(b.key, b.len, 1, &sum); }, &sum);
+          auto load = [&] { return fetch_block(b.key, b.len, 1, &sum); };
+          CopyOut* c = copies[b.file].get();
+          // Into the copy alone, unless writing it failed already: then the block's file
+          // is the fill. A block on disk already is read from there.
+          const bool copy_only = c != nullptr && !c->bad.load() && !cache_->contains(b.key);
+          auto r =
+              copy_only ? cache_->get_or_load_memory(b.key, load) : cache_->fill(b.key, load, &sum);
           st = r.status();
+          if (copy_only && r.ok()) copy_only_blocks[b.file]++;
           // The block's bytes into the file's copy, at each place the file shows them.
-          if (CopyOut* c = copies[b.file].get(); c != nullptr && r.ok()) {
+          if (c != nullptr && r.ok()) {
             for (const CopyPiece& p : b.pieces) {
               if (uint64_t(p.block_off) + p.len > (*r)->size()) {
                 c->bad = true;
@@ -130,11 +147,12 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
           cache_->erase(b.key);
           break;
         case WarmupMode::kCheck:
-          if (cache_->contains(b.key)) progress.cached_bytes += b.len;
+          if (copied[b.file] || cache_->contains(b.key)) progress.cached_bytes += b.len;
           break;
       }
       if (!st.ok()) {
         if (copies[b.file]) copies[b.file]->bad = true;
+        block_failed[b.file] = true;
         progress.errors++;
         std::lock_guard lk(err_mu);
         if (first_error.ok()) first_error = st;
@@ -143,7 +161,17 @@ Status Vfs::warmup(const std::vector<Ino>& inodes, WarmupMode mode, int threads,
       progress.bytes += b.len;
       if (remaining[b.file].fetch_sub(1) == 1) {
         // The file's last block is in: its copy is complete (kept unless a block failed).
-        if (copies[b.file]) end_copy(*copies[b.file]);
+        // Blocks that went into a copy not kept are not cached: an error of the file's.
+        if (copies[b.file] && !end_copy(*copies[b.file]) && copy_only_blocks[b.file] > 0 &&
+            !block_failed[b.file]) {
+          progress.errors++;
+          std::lock_guard lk(err_mu);
+          if (first_error.ok()) {
+            first_error =
+                Status(Code::kIO, "the local copy of inode " + std::to_string(inodes[b.file]) +
+                                      " could not be written (see the mount's log)");
+          }
+        }
         progress.files++;
       }
     }

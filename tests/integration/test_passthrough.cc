@@ -114,6 +114,32 @@ TEST_F(Passthrough, WarmedFilesAreReadByTheKernelFromTheirCopies) {
   EXPECT_GT(counter("sluice_read_bytes_total"), 0);
 }
 
+// Warmup writes a file to the local disk once, as its copy (no block files), and a mount
+// without --passthrough on the same cache reads the file from the copy through FUSE,
+// with no GET.
+TEST_F(Passthrough, AWarmedFileIsWrittenOnceAndAMountWithoutPassthroughReadsItsCopy) {
+  const std::string data = random_bytes(9'000'000, 23);
+  write_file(mnt_ + "/model.bin", data);
+  Unmount();
+  fs::remove_all(path("cache"));  // the blocks the writes cached
+  Mount(MountOptions());
+  ASSERT_EQ(cli({"warmup", mnt_ + "/model.bin"}).code, 0);
+  EXPECT_EQ(counter("sluice_copies_made_total"), 1);
+  EXPECT_EQ(counter("sluice_disk_cache_written_bytes_total"), data.size());
+
+  Unmount();
+  Mount({"--cache-dir", path("cache")});
+  drop_caches();
+  EXPECT_EQ(read_file(mnt_ + "/model.bin"), data);
+  EXPECT_EQ(read_mapped(mnt_ + "/model.bin"), data);
+  EXPECT_EQ(counter("sluice_object_get_total"), 0);
+  EXPECT_GE(counter("sluice_copy_read_bytes_total"), data.size());
+  EXPECT_GE(counter("sluice_copy_opens_total"), 1);
+  CliResult check = cli({"warmup", "--check", mnt_ + "/model.bin"});
+  EXPECT_EQ(check.code, 0) << check.err;
+  EXPECT_NE(check.out.find("cached (100.0%)"), std::string::npos) << check.out;
+}
+
 TEST_F(Passthrough, AChangedFileIsNeverReadFromItsOldCopy) {
   std::string data = random_bytes(5'000'000, 22);
   write_file(mnt_ + "/f", data);

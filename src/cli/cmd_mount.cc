@@ -586,8 +586,8 @@ Command add_mount(CLI::App& app) {
                 "Let the kernel read files that `sluice warmup` copied whole to the disk "
                 "cache straight from those copies (FUSE passthrough): mmap loads at local-disk "
                 "speed. Warmup then fills the disk cache with those copies instead of blocks. "
-                "Needs Linux 6.9 "
-                "or later, root (CAP_SYS_ADMIN), --cache-dir and no --writeback");
+                "Needs Linux 6.9 or later, root (CAP_SYS_ADMIN), --cache-dir and no "
+                "--writeback");
   sub->add_flag("--nonempty", a->nonempty, "Allow mounting over a non-empty directory");
   sub->add_option("--upload-limit", a->upload_limit,
                   "Most bytes per second uploaded to the object store, e.g. 100M (100 MiB/s); "

@@ -125,10 +125,10 @@ struct VfsStats {
   // Bytes of reads answered with disk-cache files rather than bytes in memory (the FUSE
   // layer splices them; cache::BlockCache::open_file).
   std::atomic<uint64_t> read_file_bytes{0};
-  // Whole local copies (copies.cc): copies made and their bytes, and opens that found one
-  // (the FUSE layer hands it to the kernel: passthrough).
-  std::atomic<uint64_t> copies_made{0}, copy_bytes{0}, copy_opens{0};
-  std::atomic<uint64_t> copy_read_bytes{0};  // bytes read (through FUSE) from copies
+  // Whole local copies (copies.cc): copies made and their bytes, read-only opens that
+  // found one (with passthrough the FUSE layer hands it to the kernel), and the bytes of
+  // reads that reached the mount and were served from one.
+  std::atomic<uint64_t> copies_made{0}, copy_bytes{0}, copy_opens{0}, copy_read_bytes{0};
 };
 
 // What Vfs::warmup does to each block: load it into the cache (from the store when

@@ -20,7 +20,7 @@
 # to run; and of each page-cache-warm case, best of REPEAT),
 # ONLY="lazy shuffle ..." (run just these loaders, on the local directory and cold on
 # Sluice; no objbench, aws, s3fs, rclone, warmup or disk-cache cases; default: everything).
-# CACHE_SIZE (the mounts' --cache-size: 2 x the model, 3 x with passthrough).
+# CACHE_SIZE (the mounts' --cache-size: 2 x the model).
 # Where the build has `mount --passthrough`, warmup runs on a mount with it (so it makes
 # each file's whole copy, docs/cache.md "Passthrough"), and the warm disk cache loads run
 # both without it and with it, in the same turns.
@@ -67,9 +67,9 @@ SPID=
 sluice_mount() {
   local extra=()
   if $HAVE_CACHE_DIR; then
-    # Room for the blocks and, with passthrough, the whole-file copies beside them.
+    # Room for the blocks, twice over (warmup with passthrough fills a fresh cache with
+    # the whole-file copies instead).
     local times=2
-    if $HAVE_PASSTHROUGH; then times=3; fi
     extra=(--cache-dir "$WORK/cache" --cache-size "${CACHE_SIZE:-$((SIZE_MIB * times))M}")
   fi
   extra+=(${MOUNT_EXTRA[@]+"${MOUNT_EXTRA[@]}"})
@@ -292,8 +292,9 @@ done
 if [ -n "$ONLY" ]; then
   :
 elif $HAVE_WARMUP && $HAVE_CACHE_DIR; then
-  # With passthrough, warmup also makes each file's whole copy, which the load after it
-  # and the passthrough disk cache cases below read.
+  # With passthrough, warmup fills each file into its whole copy (instead of blocks),
+  # which the load after it and the disk cache cases below read (through FUSE without
+  # --passthrough).
   AFTER="sluice after warmup"
   if $HAVE_PASSTHROUGH; then MOUNT_EXTRA=(--passthrough); AFTER="sluice after warmup, passthrough"; fi
   sluice_fresh; MOUNT_EXTRA=(); proxy_reset "$PPORT"; cpu_mark; t0=$(now)

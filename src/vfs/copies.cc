@@ -89,6 +89,45 @@ int Vfs::open_copy(Ino ino, uint64_t fh) {
   return (*h)->copy ? ::fcntl((*h)->copy->fd, F_DUPFD_CLOEXEC, 0) : -1;
 }
 
+bool Vfs::read_copy(FileHandle& h, uint64_t off, size_t size, ReadData& out) {
+  int fd = -1;
+  uint64_t from = 0, to = 0;  // the copy's bytes to read ahead
+  {
+    std::lock_guard lk(h.mu);
+    if (!h.copy || !refresh_locked(h).ok() || !h.copy) return false;
+    const uint64_t n = off < h.size ? std::min<uint64_t>(size, h.size - off) : 0;
+    if (n == 0) return false;
+    out.pieces.push_back({nullptr, n, h.copy->fd, off});
+    out.files.push_back(h.copy);
+    out.size = n;
+    // A sequential reader gets the copy's pages read ahead, as far as a stream's blocks
+    // are prefetched, half a window at a time: the kernel reads ahead only the copy's
+    // read-ahead window (measured, 2 GiB in header order through FUSE from a copy: 3.6 to
+    // 4.7 s without, against 1.7 to 2.1 s from block files that are readied ahead).
+    const uint64_t end = off + n;
+    constexpr uint64_t kNear = 8 << 20;  // concurrent kernel reads arrive out of order
+    const bool sequential = off <= h.copy_next + kNear && off + kNear >= h.copy_next;
+    h.copy_next = sequential ? std::max(h.copy_next, end) : end;
+    if (!sequential) h.copy_ahead = end;
+    const uint64_t window = uint64_t(opts_.readahead_blocks) * meta_->format().block_size;
+    if (sequential && window > 0 && end + window / 2 > h.copy_ahead) {
+      from = std::max(h.copy_ahead, end);
+      to = std::min(h.size, end + window);
+      h.copy_ahead = std::max(h.copy_ahead, to);
+      fd = h.copy->fd;  // held open by out.files
+    }
+  }
+  if (fd >= 0 && to > from) {
+    ::posix_fadvise(fd, static_cast<off_t>(from), static_cast<off_t>(to - from),
+                    POSIX_FADV_WILLNEED);
+  }
+  stats_.copy_read_bytes += out.size;
+  stats_.read_file_bytes += out.size;
+  stats_.read_ops++;
+  stats_.read_bytes += out.size;
+  return true;
+}
+
 void Vfs::drop_copy(Ino ino, const Attr& attr) {
   if (cache::DiskCache* disk = copies_disk(); disk != nullptr) disk->erase(copy_key(ino, attr));
 }

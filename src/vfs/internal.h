@@ -216,6 +216,8 @@ struct FileHandle {
   // The file's whole copy (copies.cc) that a read-only open found: reads are served from
   // it until the file changes (refresh_locked drops it).
   cache::FileBlock copy;
+  uint64_t copy_next = 0;   // where the last read from it ended
+  uint64_t copy_ahead = 0;  // the end of what was read ahead of the reader in it
   uint32_t window = 0;
   uint64_t prefetched_to = 0;
   uint64_t stream_from = 0;  // where the current stream began (its first read's offset)

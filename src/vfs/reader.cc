@@ -235,6 +235,8 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     return Status(Code::kBadFd, "handle " + std::to_string(fh) + " is not open for reading");
   }
   if (h->inode->pending_end.load() != 0) RETURN_IF_ERROR(flush_writer(*h->inode));
+  // The file whole on local disk: no blocks to look up.
+  if (files && read_copy(*h, off, size, out)) return Status::OK();
 
   uint64_t n = 0;
   std::vector<Segments> segs;
@@ -250,16 +252,6 @@ Status Vfs::read_pieces(const Context& ctx, Ino ino, uint64_t fh, uint64_t off, 
     RETURN_IF_ERROR(refresh_locked(*h));
     if (off < h->size) n = std::min<uint64_t>(size, h->size - off);
     if (n == 0) return Status::OK();
-    if (h->copy && files) {  // the file whole on local disk: no blocks to look up
-      out.pieces.push_back({nullptr, n, h->copy->fd, off});
-      out.files.push_back(h->copy);
-      out.size = n;
-      stats_.copy_read_bytes += n;
-      stats_.read_file_bytes += n;
-      stats_.read_ops++;
-      stats_.read_bytes += n;
-      return Status::OK();
-    }
     ASSIGN_OR_RETURN(segs, segments_locked(*h, off, n));
     // Reads of a safetensors header prefetch nothing: a loader reads the header, then
     // maps the file and jumps to the tensors it wants. The readahead of a file's opening

@@ -314,6 +314,9 @@ class Vfs {
   // The copy of ino's bytes as `attr` describes them (its current attributes), open to
   // read; nullptr when there is none (or no disk cache, or the inode has buffered writes).
   cache::FileBlock find_copy(Ino ino, const Attr& attr);
+  // Serves a read of [off, +size) from the copy the handle holds, reading the copy ahead
+  // of a sequential reader; false when it holds none (or no longer: the file changed).
+  bool read_copy(FileHandle& h, uint64_t off, size_t size, ReadData& out);
   // A new copy of ino's bytes as `attr` describes them (room made, its temporary file
   // created at full size, sparse); nullptr when copies are off, the file is empty or has
   // buffered writes, the copy exists already or cannot be started (logged).

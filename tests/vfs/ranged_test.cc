@@ -183,6 +183,14 @@ class RangedTest : public VfsTest {
     EXPECT_OK(h);
     return h.ok() ? h->size : 0;
   }
+  // Blocks 0 to n-1 were each fetched by one GET of the whole object.
+  void expect_each_block_got_whole_once(uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+      const std::string key = key_of(i);
+      EXPECT_EQ(counting_->gets()[key], 1) << i;
+      EXPECT_EQ(counting_->bytes(key), stored_size(key)) << i;
+    }
+  }
 
   // A random small read on a volume whose blocks are compressed (or would be, if it
   // paid: these incompressible ones carry a table, but the volume never ranges) or
@@ -329,11 +337,7 @@ TEST_F(RangedTest, SequentialStreamFetchesWholeBlocks) {
   EXPECT_EQ(all, data);
   v->wait_prefetches();
   EXPECT_EQ(v->stats().ranged_gets.load(), 0u);
-  for (uint32_t i = 0; i < 4; i++) {
-    const std::string key = key_of(i);
-    EXPECT_EQ(counting_->gets()[key], 1) << i;
-    EXPECT_EQ(counting_->bytes(key), stored_size(key)) << i;
-  }
+  expect_each_block_got_whole_once(4);
   EXPECT_OK(v->stop());
 }
 
@@ -371,11 +375,7 @@ TEST_F(RangedTest, AStreamsShortTailOvertakingTheRequestBeforeItStaysSequential)
   EXPECT_EQ(all, data);
   v->wait_prefetches();
   EXPECT_EQ(v->stats().ranged_gets.load(), 0u);
-  for (uint32_t i = 0; i < 3; i++) {
-    const std::string key = key_of(i);
-    EXPECT_EQ(counting_->gets()[key], 1) << i;
-    EXPECT_EQ(counting_->bytes(key), stored_size(key)) << i;
-  }
+  expect_each_block_got_whole_once(3);
   EXPECT_OK(v->stop());
 }
 
